@@ -1,0 +1,42 @@
+# GlobalMart — the two commands: `make run` (platform) and `make test` (the whole test suite).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test setup stop status lock parse-times unit integration e2e
+
+## run: install what is missing, start every service locally, print addresses and login
+run: setup
+	$(BIN)/globalmart platform up
+
+## test: install what is missing, then unit, integration and e2e tests against real services
+test: setup
+	$(BIN)/pytest
+
+## setup: idempotent install (Debian packages, venv, jars, FerretDB, MailDev)
+setup:
+	@bash scripts/setup.sh
+
+stop:
+	$(BIN)/globalmart platform down
+
+status:
+	$(BIN)/globalmart platform status
+
+unit: setup
+	$(BIN)/pytest -m unit
+
+integration: setup
+	$(BIN)/pytest -m integration
+
+e2e: setup
+	$(BIN)/pytest -m e2e
+
+## parse-times: how long each DAG file takes to parse (run by hand, prints figures)
+parse-times: setup
+	$(BIN)/python scripts/measure_dag_parse.py
+
+## lock: re-resolve requirements.lock from pyproject.toml
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock

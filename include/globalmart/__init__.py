@@ -1,0 +1,1 @@
+"""GlobalMart: real-time e-commerce analytics platform."""

@@ -1,0 +1,62 @@
+"""Kafka topic management with confluent-kafka's AdminClient: topics come from settings."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
+
+from globalmart.settings import Settings, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+
+
+def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, timeout: float = 30) -> list[str]:
+    """Create missing topics; grow partitions and align retention of existing ones.
+
+    Returns the names of the topics created. Partitions are never reduced (Kafka cannot).
+    """
+    admin = admin_client(settings)
+    wanted = {t.name: t for t in (topics or settings.kafka.topics())}
+    existing = admin.list_topics(timeout=timeout).topics
+    to_create = [
+        NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config={"retention.ms": str(t.retention_ms)})
+        for name, t in wanted.items()
+        if name not in existing
+    ]
+    created = []
+    for name, future in (admin.create_topics(to_create, request_timeout=timeout).items() if to_create else []):
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:  # created concurrently by someone else: fine
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+    to_grow = [
+        NewPartitions(name, t.partitions)
+        for name, t in wanted.items()
+        if name in existing and len(existing[name].partitions) < t.partitions
+    ]
+    for future in (admin.create_partitions(to_grow, request_timeout=timeout).values() if to_grow else []):
+        future.result()
+    to_align = [
+        ConfigResource(
+            ConfigResource.Type.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry("retention.ms", str(t.retention_ms), incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        for name, t in wanted.items()
+        if name in existing
+    ]
+    for future in (admin.incremental_alter_configs(to_align).values() if to_align else []):
+        future.result()
+    if created:
+        log.info("created Kafka topics: %s", ", ".join(created))
+    return created

@@ -1,0 +1,185 @@
+"""The one settings object: endpoints, topic names, thresholds, state directory.
+
+Every value can be overridden by an environment variable named ``GLOBALMART_<FIELD>``
+(nested fields use ``__``, e.g. ``GLOBALMART_KAFKA__PORT=19092``) or by a ``.env`` file in
+the project root. Secrets have no defaults here: the local platform generates them once
+into ``<state_dir>/secrets.env`` (see :mod:`globalmart.platform.secrets`).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENV_PREFIX = "GLOBALMART_"
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get(f"{ENV_PREFIX}STATE_DIR", PROJECT_ROOT / ".state")).resolve()
+
+
+class TopicSpec(BaseModel):
+    name: str
+    partitions: int = 3
+    retention_ms: int = 7 * 24 * 3600 * 1000
+
+
+class KafkaSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+    transactions: TopicSpec = TopicSpec(name="transactions")
+    product_views: TopicSpec = TopicSpec(name="product_views")
+    cart_events: TopicSpec = TopicSpec(name="cart_events")
+    alerts: TopicSpec = TopicSpec(name="alerts", partitions=1)
+    dead_letters: TopicSpec = TopicSpec(name="dead_letters", partitions=1, retention_ms=30 * 24 * 3600 * 1000)
+    system_metrics: TopicSpec = TopicSpec(name="system_metrics", partitions=1, retention_ms=24 * 3600 * 1000)
+    platform_smoke: TopicSpec = TopicSpec(name="platform_smoke", partitions=1, retention_ms=24 * 3600 * 1000)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def topics(self) -> list[TopicSpec]:
+        return [v for v in (getattr(self, name) for name in type(self).model_fields) if isinstance(v, TopicSpec)]
+
+
+class PostgresSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 5433
+    superuser: str = "postgres"
+    user: str = "globalmart"
+    password: SecretStr | None = None
+    database: str = "globalmart"
+    airflow_database: str = "airflow"
+    ferretdb_database: str = "ferretdb"
+
+    def dsn(self, database: str | None = None) -> str:
+        """libpq URL for the application role."""
+        secret = self.password.get_secret_value() if self.password else ""
+        return f"postgresql://{self.user}:{secret}@{self.host}:{self.port}/{database or self.database}"
+
+    def jdbc_url(self, database: str | None = None) -> str:
+        return f"jdbc:postgresql://{self.host}:{self.port}/{database or self.database}"
+
+
+class MongoSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 27017
+    database: str = "globalmart"
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/"
+
+
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 1025
+    inbox_port: int = 1080
+    sender: str = "GlobalMart Alerts <alerts@globalmart.local>"
+    alert_recipients: list[str] = ["data-team@globalmart.local"]
+
+    @property
+    def inbox_url(self) -> str:
+        return f"http://{self.host}:{self.inbox_port}"
+
+
+class AirflowSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    scheduler_health_port: int = 8974
+    admin_user: str = "admin"
+    admin_password: SecretStr | None = None
+    fernet_key: SecretStr | None = None
+    jwt_secret: SecretStr | None = None
+    parallelism: int = 8
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class SparkSettings(BaseModel):
+    master: str = "local[*]"
+    local_ip: str = "127.0.0.1"
+    driver_memory: str = "1g"
+    shuffle_partitions: int = 4
+
+
+class Thresholds(BaseModel):
+    """Business thresholds from the requirement notes."""
+
+    high_value_transaction: float = 5000.0
+    unusual_quantity: int = 10
+    rapid_transactions_per_minute: int = 5
+    rapid_spend_5min: float = 10000.0
+    anomaly_alert_score: float = 0.8
+    low_stock: int = 10
+    critical_stock: int = 5
+    session_timeout_minutes: int = 30
+    cart_abandonment_minutes: int = 15
+    abandonment_spike_per_hour: int = 20
+
+
+class Catalog(BaseModel):
+    users: int = 10_000_000
+    products: int = 250_000
+    categories: int = 100
+    countries: list[str] = ["USA", "UK", "Canada", "Germany", "France"]
+    payment_methods: list[str] = ["credit_card", "paypal", "debit_card", "apple_pay", "google_pay"]
+    daily_transactions: int = 100_000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    mongo: MongoSettings = MongoSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    airflow: AirflowSettings = AirflowSettings()
+    spark: SparkSettings = SparkSettings()
+    thresholds: Thresholds = Thresholds()
+    catalog: Catalog = Catalog()
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.state_dir / "jars"
+
+    @property
+    def spark_jars(self) -> list[Path]:
+        """Connector jars for spark.jars: Kafka source/sink, PostgreSQL JDBC, Mongo connector."""
+        return sorted((self.jars_dir / "spark").glob("*.jar"))
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.env"
+
+
+def load_settings() -> Settings:
+    """Read settings from env, the project's ``.env`` and the generated secrets file."""
+    state_dir = default_state_dir()
+    env_files = [PROJECT_ROOT / ".env", state_dir / "secrets.env"]
+    # a service running as another OS user (PostgreSQL) cannot read the secrets; it needs none
+    return Settings(_env_file=[f for f in env_files if os.access(f, os.R_OK)] or None)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
