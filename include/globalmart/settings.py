@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +45,16 @@ class KafkaSettings(BaseModel):
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_topic_overrides(cls, data):
+        """An env override of one topic field (…__TRANSACTIONS__PARTITIONS) keeps its other defaults."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                if isinstance(field.default, TopicSpec) and isinstance(data.get(name), dict):
+                    data[name] = {**field.default.model_dump(), **data[name]}
+        return data
 
     def topics(self) -> list[TopicSpec]:
         return [v for v in (getattr(self, name) for name in type(self).model_fields) if isinstance(v, TopicSpec)]

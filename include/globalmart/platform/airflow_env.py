@@ -24,7 +24,7 @@ def connections(settings: Settings) -> dict[str, dict]:
     return {
         "kafka_default": {
             "conn_type": "kafka",
-            "extra": {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "airflow"},
+            "extra": {"bootstrap.servers": settings.kafka.bootstrap_servers},
         },
         "spark_default": {"conn_type": "spark", "host": settings.spark.master},
         "postgres_default": {
