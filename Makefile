@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test setup stop status lock parse-times unit integration e2e
+.PHONY: run test setup stop status lock parse-times memory unit integration e2e
 
 ## run: install what is missing, start every service locally, print addresses and login
 run: setup
@@ -36,6 +36,10 @@ e2e: setup
 ## parse-times: how long each DAG file takes to parse (run by hand, prints figures)
 parse-times: setup
 	$(BIN)/python scripts/measure_dag_parse.py
+
+## memory: resident memory (RSS and PSS) of the running platform, per service
+memory:
+	$(BIN)/python scripts/measure_platform_memory.py
 
 ## lock: re-resolve requirements.lock from pyproject.toml
 lock: setup
