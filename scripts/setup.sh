@@ -59,8 +59,10 @@ for profile in kafka-broker spark-connectors; do
   if ! up_to_date "jars-$profile" "$ROOT/jvm/pom.xml" || [ -z "$(ls "$dest" 2>/dev/null)" ]; then
     log "fetching $profile jars from Maven Central"
     rm -rf "$dest"
-    mvn -q -B -Dstyle.color=never -f "$ROOT/jvm/pom.xml" -P "$profile" dependency:copy-dependencies -DoutputDirectory="$dest" \
-      || die "Maven could not fetch the $profile jars (see output above)"
+    mvn_log="$STATE_DIR/logs/setup-mvn-$profile.log"
+    mkdir -p "$(dirname "$mvn_log")"
+    mvn -B -f "$ROOT/jvm/pom.xml" -P "$profile" dependency:copy-dependencies -DoutputDirectory="$dest" > "$mvn_log" 2>&1 \
+      || { tail -30 "$mvn_log" >&2; die "Maven could not fetch the $profile jars (full log: $mvn_log)"; }
     mark_done "jars-$profile" "$ROOT/jvm/pom.xml"
   else
     log "$profile jars up to date"

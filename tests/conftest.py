@@ -38,13 +38,14 @@ def settings():
 
 
 @pytest.fixture(scope="session")
-def spark():
-    """One local SparkSession for every transform test (no Kafka, no jars)."""
+def spark(settings):
+    """One local SparkSession for every test, with the platform's connector jars."""
     from pyspark.sql import SparkSession
 
     session = (
         SparkSession.builder.master("local[2]")
         .appName("globalmart-tests")
+        .config("spark.jars", ",".join(str(jar) for jar in settings.spark_jars))
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
