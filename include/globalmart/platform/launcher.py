@@ -97,6 +97,12 @@ def _as_postgres_user() -> dict:
 def prepare_postgres(settings: Settings) -> None:
     data, run = postgres_dirs(settings)
     base = data.parent
+    base.parent.mkdir(parents=True, exist_ok=True)
+    if postgres_os_user() and subprocess.run(["test", "-x", str(base.parent)], **_as_postgres_user()).returncode:
+        raise PlatformError(
+            f"PostgreSQL runs as OS user {postgres_os_user()!r}, which cannot reach {base.parent}: "
+            "set GLOBALMART_STATE_DIR to a directory every user can traverse"
+        )
     for path in (base, run):
         path.mkdir(parents=True, exist_ok=True)
         if user := postgres_os_user():
