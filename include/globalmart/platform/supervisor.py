@@ -134,10 +134,6 @@ class Supervisor:
         if self.state(name) not in ("RUNNING", "STARTING"):
             self.rpc.startProcess(name, True)
 
-    def stop(self, name: str) -> None:
-        if self.state(name) in ("RUNNING", "STARTING", "BACKOFF"):
-            self.rpc.stopProcess(name, True)
-
     def shutdown(self) -> None:
         self.rpc.stopAllProcesses(True)
         self.rpc.shutdown()
