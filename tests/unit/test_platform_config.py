@@ -27,7 +27,9 @@ def test_every_service_listens_on_loopback_only(settings):
         assert "0.0.0.0" not in joined, service.name
     properties = launcher.kafka_server_properties(settings)
     listeners = next(line for line in properties.splitlines() if line.startswith("listeners="))
-    assert listeners == "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    k = settings.kafka
+    assert k.host == "127.0.0.1"
+    assert listeners == f"listeners=PLAINTEXT://{k.host}:{k.port},CONTROLLER://{k.host}:{k.controller_port}"
 
 
 def test_taken_port_is_reported_with_the_setting_to_change(settings):
