@@ -8,6 +8,7 @@ batch lands in a private staging table and a single transaction inserts what is 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
@@ -16,17 +17,13 @@ from pyspark.sql import DataFrame
 from globalmart.settings import Settings
 
 
-def _connect(settings: Settings):
-    pg = settings.postgres
-    return psycopg2.connect(
-        host=pg.host, port=pg.port, user=pg.user, password=pg.password.get_secret_value(), dbname=pg.database
-    )
-
-
-def run_sql_file(settings: Settings, path) -> None:
-    with _connect(settings) as conn, conn.cursor() as cur:
-        cur.execute(open(path, encoding="utf-8").read())
-    conn.close()
+def run_sql_file(settings: Settings, path: Path) -> None:
+    conn = psycopg2.connect(settings.postgres.dsn())
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(path.read_text(encoding="utf-8"))
+    finally:
+        conn.close()
 
 
 def insert_new_rows(df: DataFrame, table: str, settings: Settings) -> int:
@@ -44,7 +41,7 @@ def insert_new_rows(df: DataFrame, table: str, settings: Settings) -> int:
         .save()
     )
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in df.columns)
-    conn = _connect(settings)
+    conn = psycopg2.connect(pg.dsn())
     try:
         with conn, conn.cursor() as cur:
             cur.execute(

@@ -68,7 +68,7 @@ def email_subject(run_id: str) -> str:
     return f"[GlobalMart] platform smoke run {run_id} passed"
 
 
-def email_body(run_id: str, rows: int) -> str:
+def email_body(run_id: str, rows: int | str) -> str:
     return (
         f"<h2>Platform smoke run passed</h2><p>Run <code>{run_id}</code>: {rows} events went "
         "Kafka → Spark → PostgreSQL, a document was written to MongoDB, and this email was sent over SMTP.</p>"

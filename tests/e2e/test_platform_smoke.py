@@ -9,7 +9,7 @@ from globalmart.dag_parsing import parse_dag_files
 
 
 def test_platform_smoke_touches_every_service(platform):
-    bag, _ = parse_dag_files()
+    bag = parse_dag_files()
     dag_run = bag.dags["platform_smoke"].test(run_conf={"events": 12})
 
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}

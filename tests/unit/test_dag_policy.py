@@ -13,7 +13,7 @@ from globalmart.settings import PROJECT_ROOT
 
 @pytest.fixture(scope="module")
 def dag_bag():
-    bag, _ = parse_dag_files()
+    bag = parse_dag_files()
     return bag
 
 
@@ -51,7 +51,7 @@ def test_parsing_does_no_connection_or_variable_lookups(tmp_path):
         PYTHONPATH=str(PROJECT_ROOT),
     )
     script = (
-        "import json; from globalmart.dag_parsing import parse_dag_files; bag, _ = parse_dag_files();"
+        "import json; from globalmart.dag_parsing import parse_dag_files; bag = parse_dag_files();"
         "print(json.dumps({'dags': sorted(bag.dags), 'errors': {k: str(v)[-400:] for k, v in bag.import_errors.items()}}))"
     )
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
