@@ -60,3 +60,24 @@ def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, tim
     if created:
         log.info("created Kafka topics: %s", ", ".join(created))
     return created
+
+
+def with_topic_prefix(settings: Settings, prefix: str) -> Settings:
+    """The same settings with every topic renamed ``<prefix><name>``: an isolated set of topics
+    for a benchmark or a test run next to the live ones."""
+    kafka = settings.kafka.model_copy(
+        update={
+            name: getattr(settings.kafka, name).model_copy(update={"name": prefix + getattr(settings.kafka, name).name})
+            for name, field in type(settings.kafka).model_fields.items()
+            if isinstance(field.default, TopicSpec)
+        }
+    )
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def delete_topics(settings: Settings, names: list[str], timeout: float = 30) -> None:
+    admin = admin_client(settings)
+    existing = admin.list_topics(timeout=timeout).topics
+    doomed = [name for name in names if name in existing]
+    for future in (admin.delete_topics(doomed, operation_timeout=timeout).values() if doomed else []):
+        future.result()

@@ -34,9 +34,15 @@ class KafkaSettings(BaseModel):
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    # producer tuning of the generator: large lz4 batches keep the broker's work per event low
+    producer_compression: str = "lz4"
+    producer_linger_ms: int = 20
+    producer_batch_bytes: int = 1_000_000
     transactions: TopicSpec = TopicSpec(name="transactions")
     product_views: TopicSpec = TopicSpec(name="product_views")
     cart_events: TopicSpec = TopicSpec(name="cart_events")
+    inventory: TopicSpec = TopicSpec(name="inventory", partitions=1)
+    ground_truth: TopicSpec = TopicSpec(name="ground_truth", partitions=1, retention_ms=30 * 24 * 3600 * 1000)
     alerts: TopicSpec = TopicSpec(name="alerts", partitions=1)
     dead_letters: TopicSpec = TopicSpec(name="dead_letters", partitions=1, retention_ms=30 * 24 * 3600 * 1000)
     system_metrics: TopicSpec = TopicSpec(name="system_metrics", partitions=1, retention_ms=24 * 3600 * 1000)
@@ -139,12 +145,54 @@ class Thresholds(BaseModel):
 
 
 class Catalog(BaseModel):
-    users: int = 10_000_000
-    products: int = 250_000
-    categories: int = 100
+    """The simulated business: sizes from the requirement notes, deterministic for ``seed``."""
+
+    seed: int = 42
+    users: int = Field(10_000_000, ge=1, le=99_999_999)
+    products: int = Field(250_000, ge=1, le=999_999)
+    categories: int = Field(100, ge=1, le=100)
     countries: list[str] = ["USA", "UK", "Canada", "Germany", "France"]
+    # share of users per country (same order as ``countries``) and each country's UTC offset,
+    # so that every country's shoppers follow the diurnal curve in their own local time
+    country_weights: list[float] = [0.45, 0.18, 0.12, 0.14, 0.11]
+    country_utc_offsets: list[int] = [-5, 0, -5, 1, 1]
     payment_methods: list[str] = ["credit_card", "paypal", "debit_card", "apple_pay", "google_pay"]
+    payment_weights: list[float] = [0.42, 0.22, 0.2, 0.1, 0.06]
     daily_transactions: int = 100_000
+
+    @model_validator(mode="after")
+    def _aligned(self):
+        if not (len(self.countries) == len(self.country_weights) == len(self.country_utc_offsets)):
+            raise ValueError("countries, country_weights and country_utc_offsets must have the same length")
+        if len(self.payment_methods) != len(self.payment_weights):
+            raise ValueError("payment_methods and payment_weights must have the same length")
+        return self
+
+
+class GeneratorSettings(BaseModel):
+    """Shopper behaviour of the traffic generator (the funnel, anomalies, restocks)."""
+
+    mean_views_per_session: float = Field(3.0, ge=1)
+    preferred_category_share: float = Field(0.7, ge=0, le=1)  # views in the user's favourite categories
+    product_popularity_zipf: float = Field(1.1, gt=0)  # Zipf exponent of product popularity
+    cart_rate: float = Field(0.6, ge=0, le=1)  # sessions that add something to the cart
+    mean_extra_cart_adds: float = Field(0.7, ge=0)  # adds beyond the first
+    remove_rate: float = Field(0.2, ge=0, le=1)
+    update_rate: float = Field(0.2, ge=0, le=1)
+    checkout_rate: float = Field(0.7, ge=0, le=1)  # carts that are bought; the rest are abandoned
+    anomaly_rate: float = Field(0.02, ge=0, le=0.5)  # share of transactions that are injected anomalies
+    anomaly_kinds: list[str] = ["high_value", "unusual_quantity", "rapid_fire_count", "rapid_fire_amount"]
+    restock_below: int = Field(20, ge=0)  # a product under this stock is reordered
+    restock_lead_minutes: tuple[int, int] = (20, 120)
+    random_restocks_per_hour: float = Field(30.0, ge=0)
+    # relative session arrivals per hour of the shopper's local day (0..23)
+    diurnal_curve: list[float] = Field(
+        [0.35, 0.25, 0.18, 0.15, 0.15, 0.2, 0.35, 0.55, 0.75, 0.9, 1.0, 1.05,
+         1.1, 1.05, 1.0, 1.0, 1.05, 1.15, 1.3, 1.45, 1.5, 1.35, 1.0, 0.6],
+        min_length=24, max_length=24,
+    )
+    default_rate: int = Field(200, ge=1)  # events/s of the paced real-time mode
+    progress_seconds: float = Field(10.0, gt=0)  # progress line period when not on a terminal
 
 
 class Settings(BaseSettings):
@@ -163,6 +211,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     thresholds: Thresholds = Thresholds()
     catalog: Catalog = Catalog()
+    generator: GeneratorSettings = GeneratorSettings()
 
     @property
     def jars_dir(self) -> Path:
@@ -172,6 +221,10 @@ class Settings(BaseSettings):
     def spark_jars(self) -> list[Path]:
         """Connector jars for spark.jars: Kafka source/sink, PostgreSQL JDBC, Mongo connector."""
         return sorted((self.jars_dir / "spark").glob("*.jar"))
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.state_dir / "lake"
 
     @property
     def logs_dir(self) -> Path:

@@ -20,6 +20,7 @@ import httpx
 import psycopg2
 from psycopg2 import sql
 
+from globalmart import db
 from globalmart.kafka_admin import ensure_topics
 from globalmart.platform import supervisor as sv
 from globalmart.platform.airflow_env import airflow_environment, write_passwords_file
@@ -302,6 +303,7 @@ def up(settings: Settings | None = None) -> Settings:
         wait_ready(settings, supervisor, stage)
         if stage_names == ["postgres"]:
             bootstrap_databases(settings)
+            say(f"globalmart database at migration {db.upgrade(settings)}")
         if "kafka" in stage_names:
             created = ensure_topics(settings)
             if created:
