@@ -231,8 +231,11 @@ def run(
     progress: Progress | None = None,
     on_start: Callable[[TrafficStream, RunReport], None] | None = None,
 ) -> RunReport:
-    """Generate and publish until ``minutes`` pass, ``max_events`` are sent, the backfill ends,
-    or ``stop`` is set (Ctrl-C / SIGTERM in the CLI); then flush and report."""
+    """Generate and publish until ``minutes`` pass, at least ``max_events`` are sent, the
+    backfill ends, or ``stop`` is set (Ctrl-C / SIGTERM in the CLI); then flush and report.
+
+    Whole batches are sent (a batch is at most one time slice), so that every event the sent
+    ground truth refers to is sent too."""
     if config.mode != "backfill" and minutes is None and max_events is None and stop is None:
         raise GeneratorError("an open-ended run needs minutes, max_events or a stop event")
     stop = stop or threading.Event()
@@ -269,13 +272,12 @@ def run(
             else:
                 if traffic.finished:
                     break
-                events = _take_batch(traffic, publisher, report)
-                if max_events is not None:
-                    events = events[: max(0, max_events - report.events)]
-                publisher.publish(events)
+                publisher.publish(_take_batch(traffic, publisher, report))
                 if report.elapsed_seconds > 1:
                     traffic.rate_hint = max(1000.0, report.rate)
             progress.update(report, traffic, rate)
+        # what was generated is sent: the ground truth already sent may refer to it
+        publisher.publish(backlog)
         if not traffic.finished:
             ending = traffic.stop()
             publisher.publish(ending.truths)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import date
 
 from globalmart.generator.catalog import get_catalog
 from globalmart.generator.catalog_store import load_products
@@ -29,3 +30,23 @@ def generate(
     load_catalog(settings)  # the inventory tracker counts stock from the catalog's initial stock
     progress = Progress(settings.generator.progress_seconds, enabled=not quiet)
     return run(settings, config, minutes=minutes, max_events=max_events, stop=stop, progress=progress)
+
+
+def generate_from_params(settings: Settings, params: dict) -> dict:
+    """The ``traffic_simulator`` DAG's task: trigger-form params in, run report out (to XCom)."""
+    end_date = params.get("end_date")
+    config = TrafficConfig(
+        mode=params["mode"],
+        rate=params.get("rate"),
+        seed=params.get("seed"),
+        anomaly_rate=params.get("anomaly_rate"),
+        days=int(params.get("days") or 1),
+        end_date=date.fromisoformat(end_date) if end_date else None,
+        malformed_rate=float(params.get("malformed_rate") or 0.0),
+    )
+    minutes = None if config.mode == "backfill" else float(params["minutes"])
+    report = generate(settings, config, minutes=minutes)
+    summary = report.as_dict()
+    if not report.ok:
+        raise RuntimeError(f"{summary['delivery_failures']} delivery failures, {report.undelivered} undelivered: {summary['delivery_errors']}")
+    return summary

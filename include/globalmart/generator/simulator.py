@@ -325,14 +325,21 @@ class Simulator:
             self.advance(min(self.now_ms + 10 * SECOND, start), sessions_per_second(self.now_ms))
         self.inject_anomalies = True
         pending = self.pending.pop_before(None)
-        visible_carts = set(pending.session[(pending.kind == CART) & (pending.action == ADD)].tolist())
-        hidden = [
-            i
-            for i in np.flatnonzero(pending.kind == TRUTH)
-            if pending.extra[i].kind == "cart_abandoned" and pending.extra[i].session not in visible_carts
-        ]
+        # a cart's first add is now its first add still to be sent
+        adds = (pending.kind == CART) & (pending.action == ADD)
+        first_add: dict[int, int] = {}
+        for session, at in zip(pending.session[adds].tolist(), pending.time[adds].tolist()):
+            first_add[session] = min(at, first_add.get(session, at))
         keep = np.ones(len(pending), dtype=bool)
-        keep[hidden] = False
+        for i in np.flatnonzero((pending.kind == TRUTH) | (pending.kind == TX)).tolist():
+            record = pending.extra[i]
+            if isinstance(record, Truth):
+                if record.session in first_add:
+                    record.first_time = first_add[record.session]
+                else:
+                    keep[i] = False  # its cart was never seen
+            elif record.first_add_time is not None:
+                record.first_add_time = first_add.get(int(pending.session[i]))
         self.pending.add(pending.take(keep))
         self.counters = Counters(anomalies={k: 0 for k in self.behaviour.anomaly_kinds})
 
