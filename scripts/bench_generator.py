@@ -23,12 +23,37 @@ from globalmart.platform.secrets import ensure_secrets
 from globalmart.settings import load_settings
 
 
+def watch(settings, config, seconds, sample):
+    """Run in a thread, call ``sample(report, traffic)`` once a second for ``seconds``, then stop."""
+    stop, holder, result = threading.Event(), {}, {}
+    thread = threading.Thread(target=lambda: result.update(report=run(
+        settings, config, stop=stop, progress=Progress(10, enabled=False),
+        on_start=lambda t, r: holder.update(traffic=t, report=r),
+    )))
+    thread.start()
+    while "report" not in holder:
+        time.sleep(0.01)
+    start = time.monotonic()
+    for second in range(1, int(seconds) + 1):
+        time.sleep(max(0.0, start + second - time.monotonic()))
+        sample(holder["report"], holder["traffic"])
+    stop.set()
+    thread.join()
+    return result["report"]
+
+
 def sustained(settings, seconds: float) -> None:
-    report = run(settings, TrafficConfig(mode="fast", seed=11), minutes=seconds / 60, progress=Progress(10))
-    per_10k = report.cpu_seconds / report.events * 10_000
-    print(f"\nsustained (fast mode, {seconds:.0f} s): {report.rate:,.0f} events/s; {report.events:,} events, "
-          f"{report.cpu_seconds:.1f} CPU s = {per_10k * 1000:.0f} CPU ms per 10k events; "
-          f"delivery failures {sum(report.delivery_failures.values())}, undelivered {report.undelivered}")
+    """Steady state only: the first 10 s (ramp-up) and the stop (flush, cut ground truth) excluded."""
+    samples = []
+    report = watch(settings, TrafficConfig(mode="fast", seed=11), seconds,
+                   lambda r, t: samples.append((time.monotonic(), r.events, time.process_time())))
+    (t0, e0, c0), (t1, e1, c1) = samples[9], samples[-1]
+    rate = (e1 - e0) / (t1 - t0)
+    per_10k = (c1 - c0) / (e1 - e0) * 10_000
+    print(f"\nsustained (fast mode, seconds 10..{seconds:.0f}): {rate:,.0f} events/s; "
+          f"{per_10k * 1000:.0f} CPU ms per 10k events (process incl. librdkafka threads); "
+          f"{report.events:,} events in all, delivery failures {sum(report.delivery_failures.values())}, "
+          f"undelivered {report.undelivered}")
 
 
 def stages(settings, events: int = 300_000) -> None:
@@ -65,35 +90,21 @@ def stages(settings, events: int = 300_000) -> None:
 
 
 def paced(settings, rate: float, seconds: float) -> None:
-    stop = threading.Event()
-    holder: dict = {}
-    result: dict = {}
-    thread = threading.Thread(
-        target=lambda: result.update(report=run(
-            settings, TrafficConfig(mode="realtime", rate=rate, seed=13), stop=stop,
-            progress=Progress(10, enabled=False), on_start=lambda t, r: holder.update(traffic=t, report=r),
-        ))
-    )
-    thread.start()
-    while "report" not in holder:
-        time.sleep(0.01)
-    report, traffic = holder["report"], holder["traffic"]
-    counts, clocks, start = [], [], time.monotonic()
-    previous = 0
-    for second in range(1, int(seconds) + 1):
-        time.sleep(max(0.0, start + second - time.monotonic()))
-        now_events = report.events + sum(report.dead_letters.values())
-        counts.append(now_events - previous)
-        previous = now_events
+    counts, clocks, last = [], [], [0]
+
+    def sample(report, traffic):
+        sent = report.events + sum(report.dead_letters.values())
+        counts.append(sent - last[0])
+        last[0] = sent
         clocks.append((traffic.sim_ms - traffic.wall_ms()) / 1000)
-    stop.set()
-    thread.join()
+
+    report = watch(settings, TrafficConfig(mode="realtime", rate=rate, seed=13), seconds, sample)
     total = sum(counts)
     error = (total - rate * seconds) / (rate * seconds)
     print(f"\npaced at {rate:,.0f} ev/s for {seconds:.0f} s: sent {total:,} (error {error:+.3%}); "
           f"per-second counts min {min(counts):,} / median {statistics.median(counts):,.0f} / max {max(counts):,}; "
           f"event clock minus wall clock: min {min(clocks):+.2f} s, max {max(clocks):+.2f} s; "
-          f"CPU {result['report'].cpu_seconds / result['report'].elapsed_seconds:.0%} of a core")
+          f"CPU {report.cpu_seconds / report.elapsed_seconds:.0%} of a core")
 
 
 def main() -> None:
@@ -101,6 +112,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--cpu", type=int, default=0, help="pin this process (and librdkafka's threads) to one core")
     parser.add_argument("--rates", default="500,20000")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: stages,sustained")
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.cpu})
     settings = with_topic_prefix(ensure_secrets(load_settings()), "bench_")
@@ -108,8 +120,10 @@ def main() -> None:
           f"{settings.kafka.producer_compression}, linger {settings.kafka.producer_linger_ms} ms")
     ensure_topics(settings)
     try:
-        stages(settings)
-        sustained(settings, args.seconds)
+        if "stages" not in args.skip:
+            stages(settings)
+        if "sustained" not in args.skip:
+            sustained(settings, args.seconds)
         for rate in (float(r) for r in args.rates.split(",") if r):
             paced(settings, rate, args.seconds)
     finally:

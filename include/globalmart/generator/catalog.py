@@ -53,15 +53,10 @@ class SegmentedSampler:
         within = (cumulative - before[sorted_segments]) / totals[sorted_segments]
         within[ends] = 1.0  # exact segment ends, whatever the rounding
         self.keys = sorted_segments + within
-        self.counts = counts
 
     def sample(self, rng: np.random.Generator, segments: np.ndarray) -> np.ndarray:
         draws = segments + rng.random(len(segments))
         return self.order[np.searchsorted(self.keys, draws, side="left")]
-
-    def members(self, segment: int) -> np.ndarray:
-        start = int(self.counts[:segment].sum())
-        return self.order[start : start + int(self.counts[segment])]
 
 
 @dataclass
@@ -121,6 +116,7 @@ class Users:
 
     @staticmethod
     def user_id(index: int) -> str:
+        """User ids are numbered from U00000001 in catalog order."""
         return f"U{index + 1:08d}"
 
     def to_arrow(self) -> pa.Table:

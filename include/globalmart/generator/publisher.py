@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -71,6 +71,7 @@ class RunReport:
     sim_start: str = ""
     sim_end: str = ""
     cpu_seconds: float = 0.0
+    simulation: dict = field(default_factory=dict)  # sessions, carts, purchases, abandoned, ...
 
     @property
     def events(self) -> int:
@@ -104,6 +105,7 @@ class RunReport:
             "event_time_start": self.sim_start,
             "event_time_end": self.sim_end,
             "cpu_seconds": round(self.cpu_seconds, 3),
+            "simulation": self.simulation,
         }
 
 
@@ -287,6 +289,7 @@ def run(
         report.elapsed_seconds = time.monotonic() - started
         report.cpu_seconds = time.process_time() - cpu_started
         report.sim_end = _iso(traffic.sim_ms)
+        report.simulation = asdict(traffic.simulator.counters)
         progress.update(report, traffic, rate, force=True)
         progress.close()
     return report

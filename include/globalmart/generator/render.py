@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from globalmart.events import SCHEMA_VERSION
-from globalmart.generator.catalog import ShopCatalog
+from globalmart.generator.catalog import ShopCatalog, Users
 from globalmart.generator.simulator import (
     CART,
     CART_ACTIONS,
@@ -78,9 +78,6 @@ class Renderer:
         self.a_view_actions = pa.array(VIEW_ACTIONS)
         self.a_cart_actions = pa.array(CART_ACTIONS)
         self.a_search_terms = pa.array(self.search_terms)
-
-    def user_id(self, index: int) -> str:
-        return f"U{index + 1:08d}"
 
     def render(self, rows: Rows) -> list[Message]:
         messages: list[Message] = []
@@ -157,7 +154,7 @@ class Renderer:
         for t, serial, session, user, country, payment, purchase in zip(
             times, serials, sessions, users, countries, rows.duration.tolist(), rows.extra.tolist()
         ):
-            user_id = f"U{user + 1:08d}"
+            user_id = Users.user_id(user)
             items = [
                 {"product_id": pid[p], "category": pcat[p], "quantity": q, "unit_price": price[p]}
                 for p, q in purchase.lines
@@ -197,7 +194,7 @@ class Renderer:
         truth: Truth
         firsts = utc_strings(np.array([truth.first_time for truth in rows.extra], dtype=np.int64))
         for t, first, serial, truth in zip(utc_strings(rows.time), firsts, rows.serial.tolist(), rows.extra.tolist()):
-            user_id = self.user_id(truth.user)
+            user_id = Users.user_id(truth.user)
             event = {
                 "schema_version": SCHEMA_VERSION,
                 "record_id": f"G-{self.tag}-{serial}",

@@ -267,10 +267,10 @@ class Simulator:
         return rate * succeed / (mean * (1 - rate) + rate * succeed)
 
     def events_per_session(self) -> float:
+        """Expected shopper events per session (views, cart events, the transaction)."""
         b = self.behaviour
         adds = 1 + b.mean_extra_cart_adds
-        cart = b.cart_rate * (adds + b.remove_rate + b.update_rate + b.checkout_rate * 2)
-        return b.mean_views_per_session + cart + b.cart_rate * (1 - b.checkout_rate)  # + abandonment truth
+        return b.mean_views_per_session + b.cart_rate * (adds + b.remove_rate + b.update_rate + b.checkout_rate * 2)
 
     def diurnal_factor(self, at_ms: int) -> float:
         """Relative session arrivals at this time: each country's curve at its local hour."""

@@ -31,7 +31,7 @@ Mode = Literal["realtime", "fast", "backfill"]
 STEERING_SECONDS = 10.0  # the simulated clock closes a gap to the wall clock over about this long
 SLICE_MS = {"realtime": 200, "fast": 100, "backfill": 60_000}
 WARM_UP_SECONDS = 300  # most sessions last less; their remaining events open the run
-WARM_UP_EVENTS = 2_000_000
+WARM_UP_EVENTS = 6_000_000  # a full warm-up up to 20,000 events/s (about 20 s of start-up)
 
 
 @dataclass
@@ -99,10 +99,11 @@ class TrafficStream:
         daily = config.daily_transactions or catalog.settings.daily_transactions
         self._backfill_sessions = self.simulator.sessions_per_second_for_daily_volume(daily)
         self.finished = False
+        self._ahead_integral = 0.0
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """Open the run in steady state (see ``Simulator.warm_up``), at most ~2M simulated events."""
+        """Open the run in steady state (see ``Simulator.warm_up``), at most WARM_UP_EVENTS simulated events."""
         sim = self.simulator
         if self.config.mode == "backfill":
             seconds = WARM_UP_SECONDS
@@ -131,8 +132,11 @@ class TrafficStream:
         if self.config.mode == "backfill":
             return self._backfill_sessions * sim.diurnal_factor(sim.now_ms)
         ahead_seconds = (sim.now_ms - self.wall_ms()) / 1000
-        steer = float(np.clip(1 + ahead_seconds / STEERING_SECONDS, 0.25, 4.0))
-        return self.rate_hint / self._per_session * steer
+        # proportional and integral steering: the integral absorbs the error of the
+        # events-per-session estimate, so the clocks do not settle apart
+        self._ahead_integral += ahead_seconds * SLICE_MS[self.config.mode] / 1000
+        steer = 1 + ahead_seconds / STEERING_SECONDS + self._ahead_integral / STEERING_SECONDS**2 / 30
+        return self.rate_hint / self._per_session * float(np.clip(steer, 0.25, 4.0))
 
     def next_batch(self) -> Batch:
         if self.finished:
