@@ -343,6 +343,19 @@ class Simulator:
         self.pending.add(pending.take(keep))
         self.counters = Counters(anomalies={k: 0 for k in self.behaviour.anomaly_kinds})
 
+    def shift(self, delta_ms: int) -> None:
+        """Move the clock and everything pending by ``delta_ms`` (a warm-up that took wall time)."""
+        pending = self.pending.pop_before(None)
+        pending.time += delta_ms
+        for record in pending.extra[(pending.kind == TRUTH) | (pending.kind == TX)].tolist():
+            if isinstance(record, Truth):
+                record.first_time += delta_ms
+                record.transaction_times = [at + delta_ms for at in record.transaction_times]
+            elif record.first_add_time is not None:
+                record.first_add_time += delta_ms
+        self.pending.add(pending)
+        self.now_ms += delta_ms
+
     def drain(self) -> Rows:
         """Every pending event, whatever its time: the open sessions of a finished backfill."""
         due = self._pop_due(None)

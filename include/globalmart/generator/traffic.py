@@ -112,6 +112,10 @@ class TrafficStream:
             seconds = min(WARM_UP_SECONDS, WARM_UP_EVENTS / self.rate_hint)
             rate = lambda at: self.rate_hint / self._per_session  # noqa: E731
         sim.warm_up(seconds, rate)
+        if self.config.mode != "backfill":  # the warm-up took wall time: start from now
+            lag = self.wall_ms() - sim.now_ms
+            sim.shift(lag)
+            self.start_ms += lag
 
     @property
     def tag(self) -> str:
