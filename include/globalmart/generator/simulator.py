@@ -177,7 +177,6 @@ class Purchase:
     """The lines of a transaction (product index, quantity) and its place in the session."""
 
     lines: list[tuple[int, int]]
-    payment: int
     first_add_time: int | None  # None: no cart events (a scripted purchase)
     value: float
     scenario: Truth | None = None
@@ -537,40 +536,20 @@ class Simulator:
         over = in_cart & (segment_cumsum(value, line_session) > self._normal_cap)
         in_cart &= ~over
 
-        adds = Rows.build(
-            len(line_session),
-            time=add_time,
-            kind=CART,
-            serial=self._serials(len(line_session)),
-            session=session[line_session],
-            user=user[line_session],
-            product=line_product,
-            action=ADD,
-            quantity=line_qty,
-        ).take(~over)
-        remove_rows = Rows.build(
-            len(removed_line),
-            time=remove_time,
-            kind=CART,
-            serial=self._serials(len(removed_line)),
-            session=session[removes],
-            user=user[removes],
-            product=line_product[removed_line],
-            action=REMOVE,
-            quantity=line_qty[removed_line],
+        def cart_rows(action, time, owner, product, quantity):
+            """Cart events of one action; ``owner`` indexes the sessions."""
+            return Rows.build(
+                len(time), time=time, kind=CART, serial=self._serials(len(time)), session=session[owner],
+                user=user[owner], product=product, action=action, quantity=quantity,
+            )
+
+        adds = cart_rows(ADD, add_time, line_session, line_product, line_qty).take(~over)
+        remove_rows = cart_rows(
+            REMOVE, remove_time, np.flatnonzero(removes), line_product[removed_line], line_qty[removed_line]
         )
-        keep_update = ~over[updated_line]
-        update_rows = Rows.build(
-            len(updated_line),
-            time=update_time,
-            kind=CART,
-            serial=self._serials(len(updated_line)),
-            session=session[updates],
-            user=user[updates],
-            product=line_product[updated_line],
-            action=UPDATE,
-            quantity=new_qty,
-        ).take(keep_update)
+        update_rows = cart_rows(
+            UPDATE, update_time, np.flatnonzero(updates), line_product[updated_line], new_qty
+        ).take(~over[updated_line])
 
         # paying carts: checkout, then the transaction with the lines still in stock
         checkout_time = activity + (rng.exponential(30.0, size=n) * SECOND).astype(np.int64) + 1
@@ -618,10 +597,8 @@ class Simulator:
         )
         products, quantities = line_product.tolist(), final_qty.tolist()
         tx.extra[:] = [
-            Purchase([(products[i], quantities[i]) for i in lines.tolist()], pay, first, value)
-            for lines, pay, first, value in zip(
-                per_buyer, payment.tolist(), first_add[buyers].tolist(), bought_value[buyers].tolist()
-            )
+            Purchase([(products[i], quantities[i]) for i in lines.tolist()], first, value)
+            for lines, first, value in zip(per_buyer, first_add[buyers].tolist(), bought_value[buyers].tolist())
         ]
         rows.append(tx)
         self.counters.purchases += len(buyers)
@@ -739,7 +716,7 @@ class Simulator:
         rows = []
         for lines, at in zip(purchases, times):
             value = float(round(sum(q * price[p] for p, q in lines), 2))
-            purchase = Purchase(lines, payment, start if with_cart else None, value, scenario=truth)
+            purchase = Purchase(lines, start if with_cart else None, value, scenario=truth)
             serial = self._serials(1)
             truth.transactions.append(int(serial[0]))
             truth.transaction_times.append(at)

@@ -63,7 +63,6 @@ class Batch:
     events: list[Message]  # shopper events and restocks, in time order per topic
     truths: list[Message]  # ground-truth records
     malformed: dict[str, int]  # broken on purpose, by kind
-    sim_ms: int  # the simulated clock after this batch
 
 
 def backfill_window(config: TrafficConfig) -> tuple[int, int]:
@@ -168,7 +167,7 @@ class TrafficStream:
         malformed: dict[str, int] = {}
         if self.config.malformed_rate > 0 and events:
             events, malformed = self._break_some(events)
-        return Batch(events, truths, malformed, self.simulator.now_ms)
+        return Batch(events, truths, malformed)
 
     def _break_some(self, events: list[Message]) -> tuple[list[Message], dict[str, int]]:
         rng, kinds = self.rng, self.config.malformed_kinds
