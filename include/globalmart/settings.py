@@ -129,6 +129,22 @@ class SparkSettings(BaseModel):
     shuffle_partitions: int = 4
 
 
+class StreamingSettings(BaseModel):
+    """The Spark Structured Streaming apps: triggers, watermarks, batch sizes, checkpoints."""
+
+    trigger_seconds: float = Field(1.0, gt=0)  # micro-batch interval of the mart apps
+    archive_trigger_seconds: float = Field(60.0, gt=0)  # the lake gets fewer, larger Parquet files
+    max_offsets_per_trigger: int = Field(500_000, ge=1)  # bounds a catch-up batch after downtime
+    shuffle_partitions: int = Field(2, ge=1)  # fixed into each checkpoint when it is created
+    # how late an event may arrive and still update its window / session / user state
+    sales_watermark_seconds: int = Field(120, ge=0)
+    anomaly_watermark_seconds: int = Field(60, ge=0)
+    session_watermark_seconds: int = Field(120, ge=0)
+    top_products: int = Field(10, ge=1)  # products ranked per sales window
+    # state of the session and rapid-fire windows lives in RocksDB, not on the JVM heap
+    rocksdb_state_store: bool = True
+
+
 class Thresholds(BaseModel):
     """Business thresholds from the requirement notes."""
 
@@ -212,6 +228,7 @@ class Settings(BaseSettings):
     thresholds: Thresholds = Thresholds()
     catalog: Catalog = Catalog()
     generator: GeneratorSettings = GeneratorSettings()
+    streaming: StreamingSettings = StreamingSettings()
 
     @property
     def jars_dir(self) -> Path:
@@ -225,6 +242,10 @@ class Settings(BaseSettings):
     @property
     def lake_dir(self) -> Path:
         return self.state_dir / "lake"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.state_dir / "checkpoints"
 
     @property
     def logs_dir(self) -> Path:

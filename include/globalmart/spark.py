@@ -1,10 +1,14 @@
-"""How Airflow hands work to Spark: the same jars and conf for every spark-submit."""
+"""How work is handed to Spark: the same jars and conf for every spark-submit."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from globalmart.settings import PROJECT_ROOT, Settings
 
 SPARK_JOBS_DIR = PROJECT_ROOT / "spark_jobs"
+ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 
 
 def application(relative_path: str) -> str:
@@ -12,7 +16,31 @@ def application(relative_path: str) -> str:
     return str(SPARK_JOBS_DIR / relative_path)
 
 
-def submit_options(settings: Settings) -> dict:
+def base_conf(settings: Settings) -> dict[str, str]:
+    return {
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.showConsoleProgress": "false",
+    }
+
+
+def streaming_conf(settings: Settings) -> dict[str, str]:
+    """Conf of the streaming apps: few shuffle partitions (each is a state store instance
+    committed every micro-batch), and state in RocksDB with changelog checkpointing."""
+    conf = base_conf(settings) | {
+        "spark.sql.shuffle.partitions": str(settings.streaming.shuffle_partitions),
+        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        "spark.ui.enabled": "false",
+    }
+    if settings.streaming.rocksdb_state_store:
+        conf |= {
+            "spark.sql.streaming.stateStore.providerClass": ROCKSDB_PROVIDER,
+            "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        }
+    return conf
+
+
+def submit_options(settings: Settings, streaming: bool = False) -> dict:
     """Keyword arguments for SparkSubmitOperator shared by every job.
 
     Connector jars come from the state dir (fetched from Maven Central by `make setup`)
@@ -21,10 +49,16 @@ def submit_options(settings: Settings) -> dict:
     return {
         "jars": ",".join(str(jar) for jar in settings.spark_jars),
         "driver_memory": settings.spark.driver_memory,
-        "conf": {
-            "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
-            "spark.sql.session.timeZone": "UTC",
-            "spark.ui.showConsoleProgress": "false",
-        },
+        "conf": streaming_conf(settings) if streaming else base_conf(settings),
     }
 
+
+def submit_command(settings: Settings, relative_path: str, args: list[str] = (), streaming: bool = True) -> list[str]:
+    """The spark-submit command line of a job, as SparkSubmitOperator would build it."""
+    options = submit_options(settings, streaming=streaming)
+    spark_submit = Path(sys.executable).parent / "spark-submit"  # the pyspark wheel's, in this venv
+    command = [str(spark_submit), "--master", settings.spark.master, "--jars", options["jars"],
+               "--driver-memory", options["driver_memory"]]
+    for key, value in options["conf"].items():
+        command += ["--conf", f"{key}={value}"]
+    return [*command, application(relative_path), *args]

@@ -1,0 +1,229 @@
+"""What every streaming app shares: its Kafka source, its queries' sinks, progress, the main loop.
+
+An app is a spark-submit entry point whose ``main()`` hands ``run()`` a function that starts
+its streaming queries. ``run()`` records every micro-batch's progress in PostgreSQL
+(``stream_progress``, ``stream_status``: the supervisor's view), then waits. The first query
+to fail stops the others and the app exits non-zero, so a supervisor restarts it from the
+checkpoints. SIGTERM stops the queries between batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+
+from globalmart.settings import Settings, get_settings
+from globalmart.streaming.sink import BatchHandler, ExactlyOnceSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    app: str
+    checkpoint_dir: Path
+    available_now: bool  # process what the topics hold now, then stop (tests, catch-up runs)
+    trigger_seconds: float
+
+    def checkpoint(self, part: str) -> str:
+        return str(self.checkpoint_dir / part)
+
+
+def kafka_stream(spark: SparkSession, settings: Settings, topic_keys: list[str]) -> DataFrame:
+    """The records of the topics named by their settings keys, from the earliest kept offset."""
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        .option("subscribe", ",".join(getattr(settings.kafka, key).name for key in topic_keys))
+        .option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", settings.streaming.max_offsets_per_trigger)
+        .load()
+    )
+
+
+def start_sink_query(
+    frame: DataFrame,
+    settings: Settings,
+    options: RunOptions,
+    part: str,
+    handler: BatchHandler,
+    output_mode: str = "update",
+    publishes_alerts: bool = False,
+    trigger_seconds: float | None = None,
+) -> StreamingQuery:
+    """Start ``frame`` into an exactly-once PostgreSQL sink as the query ``<app>.<part>``."""
+    name = f"{options.app}.{part}"
+    writer = (
+        frame.writeStream.queryName(name)
+        .outputMode(output_mode)
+        .foreachBatch(ExactlyOnceSink(settings, options.app, name, handler, publishes_alerts))
+        .option("checkpointLocation", options.checkpoint(part))
+    )
+    return with_trigger(writer, options, trigger_seconds).start()
+
+
+def with_trigger(writer, options: RunOptions, seconds: float | None = None):
+    if options.available_now:
+        return writer.trigger(availableNow=True)
+    return writer.trigger(processingTime=f"{seconds or options.trigger_seconds} seconds")
+
+
+class ProgressRecorder(StreamingQueryListener):
+    """Writes each query's progress and status to PostgreSQL as Spark reports it."""
+
+    def __init__(self, settings: Settings, app: str):
+        self.settings = settings
+        self.app = app
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def _execute(self, statement: str, params: tuple) -> None:
+        # progress is observability: a PostgreSQL hiccup must not fail the query
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg2.connect(self.settings.postgres.dsn())
+                    self._conn.autocommit = True
+                with self._conn.cursor() as cur:
+                    cur.execute(statement, params)
+            except psycopg2.Error as exc:
+                log.warning("could not record streaming progress: %s", exc)
+                self._conn = None
+
+    def _status(self, name, query_id, run_id, status, batch_id=None, error=None) -> None:
+        self._execute(
+            """
+            INSERT INTO stream_status (query_name, app, run_id, checkpoint_id, status, last_batch_id, last_seen_at, error)
+            VALUES (%s, %s, %s, %s, %s, %s, now(), %s)
+            ON CONFLICT (query_name) DO UPDATE SET app = EXCLUDED.app, run_id = EXCLUDED.run_id,
+                checkpoint_id = EXCLUDED.checkpoint_id, status = EXCLUDED.status,
+                last_batch_id = coalesce(EXCLUDED.last_batch_id, stream_status.last_batch_id),
+                last_seen_at = now(), error = EXCLUDED.error
+            """,
+            (name, self.app, str(run_id), str(query_id), status, batch_id, error),
+        )
+
+    def onQueryStarted(self, event) -> None:
+        self._status(event.name, event.id, event.runId, "running")
+
+    def onQueryProgress(self, event) -> None:
+        p = event.progress
+        late = sum(op.numRowsDroppedByWatermark for op in p.stateOperators)
+        state_rows = sum(op.numRowsTotal for op in p.stateOperators) if p.stateOperators else None
+
+        def offsets(attribute: str) -> str:
+            return json.dumps([_offsets(getattr(source, attribute)) for source in p.sources])
+
+        self._execute(
+            """
+            INSERT INTO stream_progress (query_name, run_id, batch_id, app, checkpoint_id, trigger_at, duration_ms,
+                input_rows, input_rows_per_second, processed_rows_per_second, watermark, state_rows,
+                late_rows_dropped, start_offsets, end_offsets, latest_offsets, durations_ms)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT DO NOTHING
+            """,
+            (
+                p.name, str(p.runId), p.batchId, self.app, str(p.id), p.timestamp, p.batchDuration,
+                p.numInputRows, _finite(p.inputRowsPerSecond), _finite(p.processedRowsPerSecond),
+                (p.eventTime or {}).get("watermark"), state_rows, late,
+                offsets("startOffset"), offsets("endOffset"), offsets("latestOffset"), json.dumps(p.durationMs),
+            ),
+        )
+        self._status(p.name, p.id, p.runId, "running", batch_id=p.batchId)
+
+    def onQueryIdle(self, event) -> None:
+        self._execute(
+            "UPDATE stream_status SET status = 'idle', last_seen_at = now() WHERE run_id = %s",
+            (str(event.runId),),
+        )
+
+    def onQueryTerminated(self, event) -> None:
+        self._execute(
+            "UPDATE stream_status SET status = %s, last_seen_at = now(), error = %s WHERE run_id = %s",
+            ("failed" if event.exception else "stopped", event.exception, str(event.runId)),
+        )
+
+
+def _offsets(raw):
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return raw
+
+
+def _finite(value):
+    return value if value is not None and value == value and abs(value) != float("inf") else None
+
+
+def streaming_session(app: str, settings: Settings) -> SparkSession:
+    """The app's SparkSession. Under spark-submit the platform's conf is already set
+    (``globalmart.spark.submit_options``); setting it again here keeps a plain ``python`` run equal."""
+    from globalmart.spark import streaming_conf
+
+    builder = SparkSession.builder.appName(f"globalmart-{app}")
+    for key, value in streaming_conf(settings).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def parse_args(app: str, settings: Settings, argv: list[str] | None) -> RunOptions:
+    parser = argparse.ArgumentParser(prog=app, description=f"GlobalMart streaming app {app}")
+    parser.add_argument(
+        "--checkpoint-dir", type=Path, default=settings.checkpoints_dir / app,
+        help="where the app's queries keep their checkpoints (default: <state dir>/checkpoints/<app>)",
+    )
+    parser.add_argument("--available-now", action="store_true", help="process what the topics hold now, then stop")
+    args = parser.parse_args(argv)
+    return RunOptions(app, args.checkpoint_dir, args.available_now, settings.streaming.trigger_seconds)
+
+
+def run(app: str, start_queries: Callable[[SparkSession, Settings, RunOptions], list[StreamingQuery]], argv=None) -> None:
+    """Run an app until it is stopped (SIGTERM/SIGINT) or one of its queries fails."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    options = parse_args(app, settings, argv)
+    spark = streaming_session(app, settings)
+    spark.streams.addListener(ProgressRecorder(settings, app))
+    queries = start_queries(spark, settings, options)
+    log.info("%s: started %s", app, ", ".join(q.name for q in queries))
+
+    def stop(signum, _frame):
+        log.info("%s: signal %s, stopping queries", app, signum)
+        for query in queries:
+            query.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = wait(spark, queries)
+    spark.stop()
+    if failed:
+        sys.exit(f"{app}: query {failed.name} failed: {failed.exception()}")
+
+
+def wait(spark: SparkSession, queries: list[StreamingQuery]) -> StreamingQuery | None:
+    """Block until every query has stopped; the first failure stops the rest and is returned."""
+    while any(query.isActive for query in queries):
+        try:
+            spark.streams.awaitAnyTermination(timeout=5)
+        except Exception:  # a query failed: the loop below finds which
+            pass
+        spark.streams.resetTerminated()
+        failed = next((q for q in queries if not q.isActive and q.exception() is not None), None)
+        if failed:
+            for query in queries:
+                query.stop()
+            return failed
+    return None

@@ -1,0 +1,164 @@
+"""Inventory tracker: every product's real stock, kept current from sales and restocks.
+
+stock = the catalog's initial stock (PostgreSQL ``product_catalog``) − units sold + units
+restocked. Each micro-batch is reduced to one change per product (Spark), then applied to
+``inventory_stock`` in the batch's exactly-once transaction, with one ``inventory_history``
+row per product and batch. A product that moves into a worse state (ok → low → critical,
+thresholds from settings) raises one alert for that crossing; further sales while it stays
+low do not, and a restock back to ok re-arms it.
+"""
+
+from __future__ import annotations
+
+from psycopg2.extras import execute_values
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from globalmart.db import connect
+from globalmart.settings import Settings, Thresholds
+from globalmart.streaming.contracts import checked_records, valid_events
+from globalmart.streaming.runner import RunOptions, kafka_stream, run, start_sink_query
+from globalmart.streaming.sink import Alert, BatchContext, rows_of, write_alerts
+
+APP = "inventory_tracker"
+STATES = ("ok", "low", "critical")  # in order of severity
+CHANGE_COLUMNS = ("product_id", "category", "units_sold", "units_restocked", "first_event_time", "last_event_time")
+
+
+def stock_movements(transactions: DataFrame, restocks: DataFrame) -> DataFrame:
+    """One row per line sold and per restock: product, category, units sold, units restocked."""
+    sold = transactions.select("event_time", F.explode("items").alias("item")).select(
+        F.col("item.product_id").alias("product_id"),
+        F.col("item.category").alias("category"),
+        F.col("item.quantity").alias("units_sold"),
+        F.lit(0).cast("long").alias("units_restocked"),
+        "event_time",
+    )
+    arrived = restocks.select(
+        "product_id",
+        F.lit(None).cast("string").alias("category"),
+        F.lit(0).cast("long").alias("units_sold"),
+        F.col("quantity").alias("units_restocked"),
+        "event_time",
+    )
+    return sold.unionByName(arrived)
+
+
+def stock_changes(movements: DataFrame) -> DataFrame:
+    """One row per product touched: units sold, units restocked, first and last event time."""
+    return (
+        movements.groupBy("product_id")
+        .agg(
+            F.max("category").alias("category"),
+            F.sum("units_sold").cast("int").alias("units_sold"),
+            F.sum("units_restocked").cast("int").alias("units_restocked"),
+            F.min("event_time").alias("first_event_time"),
+            F.max("event_time").alias("last_event_time"),
+        )
+    )
+
+
+def state_sql(column: str) -> str:
+    return f"CASE WHEN {column} < %(critical)s THEN 'critical' WHEN {column} < %(low)s THEN 'low' ELSE 'ok' END"
+
+
+SEED_FROM_CATALOG = f"""
+INSERT INTO inventory_stock (product_id, category, initial_stock, stock, state, in_catalog)
+SELECT product_id, category, initial_stock, initial_stock, {state_sql('initial_stock')}, true
+FROM product_catalog
+ON CONFLICT (product_id) DO NOTHING
+"""
+
+APPLY_CHANGES = f"""
+INSERT INTO inventory_stock (product_id, category, initial_stock, stock, state, in_catalog)
+SELECT d.product_id, d.category, 0, 0, {state_sql('0')}, false
+FROM inventory_changes d
+ON CONFLICT (product_id) DO NOTHING;
+
+WITH before AS (
+    SELECT s.product_id, s.stock, s.state FROM inventory_stock s JOIN inventory_changes d USING (product_id)
+), after AS (
+    UPDATE inventory_stock s
+    SET stock = s.stock - d.units_sold + d.units_restocked,
+        units_sold = s.units_sold + d.units_sold,
+        units_restocked = s.units_restocked + d.units_restocked,
+        state = {state_sql('s.stock - d.units_sold + d.units_restocked')},
+        category = coalesce(s.category, d.category),
+        last_event_time = greatest(s.last_event_time, d.last_event_time),
+        updated_at = now()
+    FROM inventory_changes d
+    WHERE s.product_id = d.product_id
+    RETURNING s.product_id, s.stock, s.state, s.category
+)
+INSERT INTO inventory_history (product_id, checkpoint_id, batch_id, stock_before, units_sold, units_restocked,
+                               stock_after, state_before, state_after, first_event_time, last_event_time)
+SELECT d.product_id, %(checkpoint_id)s, %(batch_id)s, b.stock, d.units_sold, d.units_restocked,
+       a.stock, b.state, a.state, d.first_event_time, d.last_event_time
+FROM inventory_changes d JOIN before b USING (product_id) JOIN after a USING (product_id)
+RETURNING product_id, stock_after, state_before, state_after, last_event_time
+"""
+
+
+def crossing_alerts(crossings: list[tuple], context: BatchContext, thresholds: Thresholds) -> list[Alert]:
+    """(product_id, stock_after, state_before, state_after, last_event_time) → one alert per move to a worse state."""
+    alerts = []
+    for product_id, stock, before, after, event_time in crossings:
+        if STATES.index(after) <= STATES.index(before):
+            continue
+        limit = thresholds.critical_stock if after == "critical" else thresholds.low_stock
+        alerts.append(Alert(
+            alert_id=f"stock:{product_id}:{after}:{context.checkpoint_id}:{context.batch_id}",
+            kind=f"stock.{after}",
+            severity="critical" if after == "critical" else "warning",
+            subject=f"{'Critical' if after == 'critical' else 'Low'} stock: {product_id} has {stock} left (below {limit})",
+            detail={"product_id": product_id, "stock": stock, "state_before": before, "state": after, "threshold": limit},
+            event_time=event_time,
+        ))
+    return alerts
+
+
+def apply_stock_changes(thresholds: Thresholds):
+    def handle(movements: DataFrame, context: BatchContext):
+        changes = stock_changes(movements).toArrow()
+        rows = rows_of(changes, CHANGE_COLUMNS)
+        limits = {"low": thresholds.low_stock, "critical": thresholds.critical_stock}
+
+        def write(cur) -> int:
+            if not rows:
+                return 0
+            cur.execute(
+                "CREATE TEMP TABLE inventory_changes (product_id text PRIMARY KEY, category text, units_sold int, "
+                "units_restocked int, first_event_time timestamptz, last_event_time timestamptz) ON COMMIT DROP"
+            )
+            execute_values(cur, f"INSERT INTO inventory_changes ({', '.join(CHANGE_COLUMNS)}) VALUES %s", rows, page_size=5000)
+            cur.execute(APPLY_CHANGES, limits | {"checkpoint_id": context.checkpoint_id, "batch_id": context.batch_id})
+            write_alerts(cur, APP, crossing_alerts(cur.fetchall(), context, thresholds))
+            return len(rows)
+
+        return write
+
+    return handle
+
+
+def seed_stock_from_catalog(settings: Settings) -> int:
+    """Every catalog product gets its stock row (initial stock) before the first change."""
+    t = settings.thresholds
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(SEED_FROM_CATALOG, {"low": t.low_stock, "critical": t.critical_stock})
+        return cur.rowcount
+
+
+def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
+    seed_stock_from_catalog(settings)
+    checked = checked_records(kafka_stream(spark, settings, ["transactions", "inventory"]), settings)
+    movements = stock_movements(valid_events(checked, settings, "transactions"), valid_events(checked, settings, "inventory"))
+    return [start_sink_query(movements, settings, options, "stock", apply_stock_changes(settings.thresholds),
+                             output_mode="append", publishes_alerts=True)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(APP, start_queries, argv)
+
+
+if __name__ == "__main__":
+    main()
