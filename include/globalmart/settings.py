@@ -219,6 +219,8 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(default_factory=default_state_dir)
+    # the data lake (raw events as Parquet); <state_dir>/lake unless set
+    lake_dir: Path = Field(default_factory=lambda data: data["state_dir"] / "lake")
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
     mongo: MongoSettings = MongoSettings()
@@ -240,10 +242,6 @@ class Settings(BaseSettings):
         return sorted((self.jars_dir / "spark").glob("*.jar"))
 
     @property
-    def lake_dir(self) -> Path:
-        return self.state_dir / "lake"
-
-    @property
     def checkpoints_dir(self) -> Path:
         return self.state_dir / "checkpoints"
 
@@ -254,6 +252,16 @@ class Settings(BaseSettings):
     @property
     def secrets_file(self) -> Path:
         return self.state_dir / "secrets.env"
+
+
+def env_overrides(settings: Settings) -> dict[str, str]:
+    """Environment that gives a child process these settings' topics, database and lake
+    (the parts a test or benchmark changes to run beside the live platform)."""
+    env = {f"{ENV_PREFIX}KAFKA__{key.upper()}__NAME": getattr(settings.kafka, key).name
+           for key, field in KafkaSettings.model_fields.items() if field.annotation is TopicSpec}
+    env[f"{ENV_PREFIX}POSTGRES__DATABASE"] = settings.postgres.database
+    env[f"{ENV_PREFIX}LAKE_DIR"] = str(settings.lake_dir)
+    return env
 
 
 def load_settings() -> Settings:

@@ -3,7 +3,8 @@
 - ``high_value``: a transaction over $5,000;
 - ``unusual_quantity``: one line of more than 10 units;
 - ``rapid_fire_count``: 5 or more transactions of one user within a minute;
-- ``rapid_fire_amount``: more than $10,000 spent by one user within five minutes.
+- ``rapid_fire_amount``: more than $10,000 spent by one user within five minutes, in two or
+  more transactions (one transaction that large is already a high-value anomaly).
 
 The first two look at one transaction (Spark SQL). The rapid-fire rules slide over each user's
 recent transactions, kept in Spark state (``applyInPandasWithState``) until the watermark
@@ -140,7 +141,7 @@ class RapidFireRules:
         t = self.thresholds
         if len(in_minute) >= t.rapid_transactions_per_minute:
             changed.append(self._grow("rapid_fire_count", in_minute, MINUTE))
-        if sum(p.amount for p in in_five) > t.rapid_spend_5min:
+        if len(in_five) >= 2 and sum(p.amount for p in in_five) > t.rapid_spend_5min:
             changed.append(self._grow("rapid_fire_amount", in_five, FIVE_MINUTES))
         return changed
 

@@ -34,7 +34,7 @@ def lake_rows(events: DataFrame) -> DataFrame:
 def generator_rejects(records: DataFrame) -> DataFrame:
     """The generator's dead-letter topic, shaped like the table's rows."""
     letter = F.from_json(F.col("value").cast("string"), spark_schema(DeadLetter)).alias("letter")
-    return records.select(letter, *[F.col(c) for c in ("topic", "partition", "offset", "timestamp")]).select(
+    return records.select(letter, "value", "topic", "partition", "offset", "timestamp").select(
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),

@@ -9,6 +9,7 @@ Events later than the watermark are dropped by Spark and counted in ``stream_pro
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -91,9 +92,8 @@ def window_sales(facts: DataFrame, granularity: str) -> DataFrame:
 
 def write_window_sales(batch: DataFrame, _context: BatchContext):
     table = batch.toArrow()
-    kinds = table.column("kind").to_pylist()
-    category_rows = table.filter([kind == "category" for kind in kinds])
-    product_rows = table.filter([kind == "product" for kind in kinds])
+    category_rows = table.filter(pc.equal(table["kind"], "category"))
+    product_rows = table.filter(pc.equal(table["kind"], "product"))
 
     def write(cur) -> int:
         return upsert(cur, "sales_window_metrics", SALES_COLUMNS, rows_of(category_rows, SALES_COLUMNS),

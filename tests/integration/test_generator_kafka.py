@@ -6,7 +6,6 @@ from collections import Counter
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from globalmart import db
 from globalmart.events import TOPIC_CONTRACTS, validate_payload
@@ -15,6 +14,7 @@ from globalmart.generator.malformed import MALFORMED_KINDS
 from globalmart.generator.publisher import Progress, run
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.kafka_admin import delete_topics, ensure_topics, with_topic_prefix
+from tests.kafka_helpers import read_all
 
 
 @pytest.fixture
@@ -24,28 +24,6 @@ def topics(platform):
     ensure_topics(settings)
     yield settings
     delete_topics(settings, [t.name for t in settings.kafka.topics()])
-
-
-def read_all(settings, topic_key):
-    """Every message of a topic, read up to its end offsets."""
-    name = getattr(settings.kafka, topic_key).name
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": uuid.uuid4().hex,
-                         "enable.auto.commit": False})
-    try:
-        partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in partitions}
-        consumer.assign([TopicPartition(name, p, 0) for p in partitions])
-        messages, done = [], {p for p, end in ends.items() if end == 0}
-        while len(done) < len(partitions):
-            message = consumer.poll(10)
-            assert message is not None, f"timed out reading {name}"
-            assert message.error() is None, message.error()
-            messages.append(message)
-            if message.offset() + 1 >= ends[message.partition()]:
-                done.add(message.partition())
-        return messages
-    finally:
-        consumer.close()
 
 
 def quiet():

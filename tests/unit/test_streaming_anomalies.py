@@ -64,7 +64,7 @@ def test_rapid_fire_amount_over_five_minutes():
     assert RapidFireRules(T).add(purchase(0, 3500)) == []
     spaced = RapidFireRules(T)
     assert not any(spaced.add(purchase(s, 3500)) for s in (0, 200, 400))  # never over $10k inside 5 minutes
-
+    assert RapidFireRules(T).add(purchase(0, 12_000)) == []  # one large transaction is a high-value anomaly
 
 def test_state_round_trips():
     rules = RapidFireRules(T)

@@ -129,12 +129,18 @@ def prepare_postgres(settings: Settings) -> None:
     )
 
 
+def _superuser_connection(settings: Settings):
+    """Superuser session over the server's private socket (trust auth, no password)."""
+    _, run = postgres_dirs(settings)
+    conn = psycopg2.connect(host=str(run), port=settings.postgres.port, user=settings.postgres.superuser, dbname="postgres")
+    conn.autocommit = True
+    return conn
+
+
 def bootstrap_databases(settings: Settings) -> None:
     """Application role (password kept in sync with the secrets file) and its databases."""
     pg = settings.postgres
-    _, run = postgres_dirs(settings)
-    conn = psycopg2.connect(host=str(run), port=pg.port, user=pg.superuser, dbname="postgres")
-    conn.autocommit = True
+    conn = _superuser_connection(settings)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pg.user,))
@@ -144,12 +150,30 @@ def bootstrap_databases(settings: Settings) -> None:
                 sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s").format(sql.Identifier(pg.user)),
                 (pg.password.get_secret_value(),),
             )
-            for database in (pg.database, pg.airflow_database, pg.ferretdb_database):
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
-                if cur.fetchone() is None:
-                    cur.execute(
-                        sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(pg.user))
-                    )
+    finally:
+        conn.close()
+    for database in (pg.database, pg.airflow_database, pg.ferretdb_database):
+        create_database(settings, database)
+
+
+def create_database(settings: Settings, database: str) -> None:
+    """A database owned by the application role, unless it exists."""
+    conn = _superuser_connection(settings)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(database), sql.Identifier(settings.postgres.user)))
+    finally:
+        conn.close()
+
+
+def drop_database(settings: Settings, database: str) -> None:
+    conn = _superuser_connection(settings)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
     finally:
         conn.close()
 

@@ -176,7 +176,9 @@ def streaming_session(app: str, settings: Settings) -> SparkSession:
     builder = SparkSession.builder.appName(f"globalmart-{app}")
     for key, value in streaming_conf(settings).items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
 
 
 def parse_args(app: str, settings: Settings, argv: list[str] | None) -> RunOptions:
