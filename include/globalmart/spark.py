@@ -62,3 +62,16 @@ def submit_command(settings: Settings, relative_path: str, args: list[str] = (),
     for key, value in options["conf"].items():
         command += ["--conf", f"{key}={value}"]
     return [*command, application(relative_path), *args]
+
+
+def submit_environment(settings: Settings) -> dict[str, str]:
+    """Environment for spark-submit from the pyspark wheel: its Spark home, this venv's Python
+    for the driver and the workers (whatever ``python`` is first on PATH), a loopback address."""
+    import pyspark
+
+    return {
+        "SPARK_HOME": str(Path(pyspark.__file__).parent),
+        "SPARK_LOCAL_IP": settings.spark.local_ip,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }

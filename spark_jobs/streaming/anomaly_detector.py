@@ -6,24 +6,21 @@
 - ``rapid_fire_amount``: more than $10,000 spent by one user within five minutes, in two or
   more transactions (one transaction that large is already a high-value anomaly).
 
-The first two look at one transaction (Spark SQL). The rapid-fire rules slide over each user's
-recent transactions, kept in Spark state (``applyInPandasWithState``) until the watermark
-passes: a burst is one anomaly that grows while it lasts, not one per window or per
-transaction. Each anomaly has a score in 0..1 (0.5 at the threshold, rising towards 1 with
+The first two look at one transaction. The rapid-fire rules are sliding event-time windows per
+user (Spark state, evicted by the watermark); only the windows that break a rule reach Python,
+where overlapping windows, in this and earlier micro-batches, are joined into one burst: a
+burst is one anomaly that grows while it lasts, not one per window or per transaction. Each anomaly has a score in 0..1 (0.5 at the threshold, rising towards 1 with
 the ratio observed / threshold) and a description; a score at or above
 ``thresholds.anomaly_alert_score`` also raises an alert.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming.state import GroupStateTimeout
 
 from globalmart.settings import Settings, Thresholds
 from globalmart.streaming.contracts import checked_records, valid_events
@@ -39,12 +36,16 @@ SCORE_EXPONENT = 2.0
 
 ANOMALY_COLUMNS = ("anomaly_id", "kind", "user_id", "country", "transaction_ids", "first_event_time",
                    "last_event_time", "amount", "observed", "threshold", "score", "description", "last_received_at")
-ANOMALY_SCHEMA = (
-    "anomaly_id string, kind string, user_id string, country string, transaction_ids array<string>, "
-    "first_event_time timestamp, last_event_time timestamp, amount double, observed double, threshold double, "
-    "score double, description string, last_received_at timestamp"
+ANOMALY_FIELDS = (
+    ("anomaly_id", "string"), ("kind", "string"), ("user_id", "string"), ("country", "string"),
+    ("transaction_ids", "array<string>"), ("first_event_time", "timestamp"), ("last_event_time", "timestamp"),
+    ("amount", "double"), ("observed", "double"), ("threshold", "double"), ("score", "double"),
+    ("description", "string"), ("last_received_at", "timestamp"),
 )
-RAPID_STATE_SCHEMA = "recent string"
+WINDOW_STRUCT = (
+    "struct<window_start:timestamp,window_end:timestamp,purchases:array<struct<event_time:timestamp,"
+    "transaction_id:string,amount:double,country:string,received_at:timestamp>>>"
+)
 
 
 def anomaly_score(observed: float, threshold: float) -> float:
@@ -100,149 +101,111 @@ def single_transaction_anomalies(transactions: DataFrame, thresholds: Thresholds
     return high_value.unionByName(unusual)
 
 
-@dataclass
-class Purchase:
-    transaction_id: str
-    event_time: datetime
-    amount: float
-    country: str
-    received_at: datetime
+def rapid_fire_windows(transactions: DataFrame, thresholds: Thresholds) -> DataFrame:
+    """Per user, the sliding windows that break a rapid-fire rule, with their purchases.
+
+    A minute is a 60-second window starting every 5 s (a burst within 55 s always fits one),
+    five minutes a 300-second window starting every 10 s. ``transactions`` needs a watermark.
+    """
+    purchase = F.struct(
+        "event_time", "transaction_id", F.col("total_amount").alias("amount"), "country",
+        F.col("kafka_timestamp").alias("received_at"),
+    )
+
+    def windows(kind: str, length: str, slide: str) -> DataFrame:
+        return (
+            transactions.groupBy("user_id", F.window("event_time", length, slide))
+            .agg(F.count(F.lit(1)).alias("transactions"), F.sum("total_amount").alias("amount"),
+                 F.collect_list(purchase).alias("purchases"))
+            .select(F.lit(kind).alias("kind"), "user_id", F.col("window.start").alias("window_start"),
+                    F.col("window.end").alias("window_end"), "transactions", "amount", "purchases")
+        )
+
+    count = windows("rapid_fire_count", "1 minute", "5 seconds").where(
+        F.col("transactions") >= thresholds.rapid_transactions_per_minute)
+    spend = windows("rapid_fire_amount", "5 minutes", "10 seconds").where(
+        (F.col("transactions") >= 2) & (F.col("amount") > thresholds.rapid_spend_5min))
+    return count.unionByName(spend)
 
 
 @dataclass
 class Burst:
-    """An open rapid-fire anomaly: grows while the user's transactions keep breaking the rule."""
+    """One user's rapid-fire anomaly: the purchases of overlapping flagged windows."""
 
     kind: str
-    purchases: list[Purchase] = field(default_factory=list)
+    user_id: str
+    start: datetime  # of the first flagged window
+    end: datetime  # of the last flagged window
+    purchases: dict[str, dict] = field(default_factory=dict)  # transaction id → purchase
+    anomaly_id: str | None = None  # kept when the burst continues an anomaly already recorded
 
-    @property
-    def anomaly_id(self) -> str:
-        return f"{self.kind}:{self.purchases[0].transaction_id}"
-
-
-@dataclass
-class RapidFireRules:
-    """Sliding-window rules over one user's transactions, fed in event-time order."""
-
-    thresholds: Thresholds
-    recent: list[Purchase] = field(default_factory=list)
-    bursts: dict[str, Burst] = field(default_factory=dict)
-
-    def add(self, purchase: Purchase) -> list[Burst]:
-        """Take one transaction; return the bursts it opened or extended."""
-        self.recent.append(purchase)
-        self.recent.sort(key=lambda p: p.event_time)
-        now = max(p.event_time for p in self.recent)
-        self.recent = [p for p in self.recent if p.event_time > now - FIVE_MINUTES]
-        in_minute = [p for p in self.recent if p.event_time > now - MINUTE]
-        in_five = self.recent
-        changed = []
-        t = self.thresholds
-        if len(in_minute) >= t.rapid_transactions_per_minute:
-            changed.append(self._grow("rapid_fire_count", in_minute, MINUTE))
-        if len(in_five) >= 2 and sum(p.amount for p in in_five) > t.rapid_spend_5min:
-            changed.append(self._grow("rapid_fire_amount", in_five, FIVE_MINUTES))
-        return changed
-
-    def _grow(self, kind: str, window: list[Purchase], span: timedelta) -> Burst:
-        burst = self.bursts.get(kind)
-        if burst is None or burst.purchases[-1].event_time <= window[-1].event_time - span:
-            burst = self.bursts[kind] = Burst(kind)  # the previous burst (if any) ended
-        known = {p.transaction_id for p in burst.purchases}
-        burst.purchases = sorted(burst.purchases + [p for p in window if p.transaction_id not in known],
-                                 key=lambda p: p.event_time)
-        return burst
-
-    def expired(self, watermark: datetime) -> bool:
-        return not self.recent or self.recent[-1].event_time + FIVE_MINUTES < watermark
-
-    def to_state(self) -> str:
-        import json
-
-        def encode(p: Purchase):
-            return [p.transaction_id, p.event_time.timestamp(), p.amount, p.country, p.received_at.timestamp()]
-
-        return json.dumps({
-            "recent": [encode(p) for p in self.recent],
-            "bursts": {kind: [encode(p) for p in b.purchases] for kind, b in self.bursts.items()},
-        })
-
-    @classmethod
-    def from_state(cls, thresholds: Thresholds, state: str) -> RapidFireRules:
-        import json
-
-        def decode(row) -> Purchase:
-            return Purchase(row[0], datetime.fromtimestamp(row[1], UTC), row[2], row[3], datetime.fromtimestamp(row[4], UTC))
-
-        data = json.loads(state)
-        return cls(
-            thresholds,
-            [decode(row) for row in data["recent"]],
-            {kind: Burst(kind, [decode(row) for row in rows]) for kind, rows in data["bursts"].items()},
-        )
+    def add(self, purchases: list[dict]) -> None:
+        for purchase in purchases:
+            self.purchases.setdefault(purchase["transaction_id"], purchase)
 
 
-def burst_record(user_id: str, burst: Burst, thresholds: Thresholds) -> dict:
-    purchases = burst.purchases
-    amount = sum(p.amount for p in purchases)
-    span = (purchases[-1].event_time - purchases[0].event_time).total_seconds()
+def bursts_from_windows(flagged: list[dict]) -> list[Burst]:
+    """Flagged windows → one burst per kind, user and run of overlapping windows."""
+    bursts: list[Burst] = []
+    open_bursts: dict[tuple[str, str], Burst] = {}
+    for window in sorted(flagged, key=lambda w: (w["kind"], w["user_id"], w["window_start"])):
+        key = (window["kind"], window["user_id"])
+        burst = open_bursts.get(key)
+        if burst is None or window["window_start"] >= burst.end:
+            burst = open_bursts[key] = Burst(window["kind"], window["user_id"], window["window_start"], window["window_end"])
+            bursts.append(burst)
+        burst.end = max(burst.end, window["window_end"])
+        burst.add(window["purchases"])
+    return bursts
+
+
+WINDOW_LENGTH = {"rapid_fire_count": MINUTE, "rapid_fire_amount": FIVE_MINUTES}
+
+
+def continue_recorded(burst: Burst, recorded: list[dict]) -> None:
+    """Join ``burst`` to the user's recorded anomaly of its kind when they overlap in time:
+    a burst spread over several micro-batches stays one anomaly, with one id."""
+    first = min(p["event_time"] for p in burst.purchases.values())
+    for anomaly in recorded:
+        if (anomaly["kind"], anomaly["user_id"]) != (burst.kind, burst.user_id):
+            continue
+        if anomaly["last_event_time"] > first - WINDOW_LENGTH[burst.kind] or set(anomaly["transaction_ids"]) & set(burst.purchases):
+            burst.anomaly_id = anomaly["anomaly_id"]
+            for tx, amount, moment in zip(anomaly["transaction_ids"], anomaly["purchase_amounts"], anomaly["purchase_times"],
+                                          strict=True):
+                burst.purchases.setdefault(tx, {"transaction_id": tx, "amount": amount, "event_time": moment,
+                                                "country": anomaly["country"], "received_at": anomaly["last_received_at"]})
+            return
+
+
+def burst_record(burst: Burst, thresholds: Thresholds) -> dict:
+    purchases = sorted(burst.purchases.values(), key=lambda p: (p["event_time"], p["transaction_id"]))
+    amount = sum(p["amount"] for p in purchases)
+    span = (purchases[-1]["event_time"] - purchases[0]["event_time"]).total_seconds()
+    user = burst.user_id
     if burst.kind == "rapid_fire_count":
         observed, threshold = float(len(purchases)), float(thresholds.rapid_transactions_per_minute)
-        description = (f"{len(purchases)} transactions by {user_id} within {span:.0f} s "
+        description = (f"{len(purchases)} transactions by {user} within {span:.0f} s "
                        f"({thresholds.rapid_transactions_per_minute} or more in a minute)")
     else:
         observed, threshold = amount, thresholds.rapid_spend_5min
-        description = (f"${amount:,.2f} spent by {user_id} in {len(purchases)} transactions within "
+        description = (f"${amount:,.2f} spent by {user} in {len(purchases)} transactions within "
                        f"{span / 60:.1f} min (more than ${thresholds.rapid_spend_5min:,.0f} in five minutes)")
     return {
-        "anomaly_id": burst.anomaly_id,
+        "anomaly_id": burst.anomaly_id or f"{burst.kind}:{purchases[0]['transaction_id']}",
         "kind": burst.kind,
-        "user_id": user_id,
-        "country": purchases[-1].country,
-        "transaction_ids": [p.transaction_id for p in purchases],
-        "first_event_time": purchases[0].event_time,
-        "last_event_time": purchases[-1].event_time,
+        "user_id": user,
+        "country": purchases[-1]["country"],
+        "transaction_ids": [p["transaction_id"] for p in purchases],
+        "first_event_time": purchases[0]["event_time"],
+        "last_event_time": purchases[-1]["event_time"],
         "amount": round(amount, 2),
         "observed": observed,
         "threshold": threshold,
         "score": anomaly_score(observed, threshold),
         "description": description,
-        "last_received_at": max(p.received_at for p in purchases),
+        "last_received_at": max(p["received_at"] for p in purchases),
     }
-
-
-def rapid_fire_anomalies(transactions: DataFrame, thresholds: Thresholds) -> DataFrame:
-    """Per user, the rapid-fire bursts opened or grown by this batch; ``transactions`` needs a watermark."""
-
-    def detect(key, frames: Iterator[pd.DataFrame], state) -> Iterator[pd.DataFrame]:
-        (user_id,) = key
-        if state.hasTimedOut:
-            state.remove()
-            return
-        rules = RapidFireRules.from_state(thresholds, state.get[0]) if state.exists else RapidFireRules(thresholds)
-        batch = pd.concat(list(frames)).sort_values("event_time")
-        changed: dict[str, Burst] = {}
-        for row in batch.itertuples(index=False):
-            purchase = Purchase(row.transaction_id, _utc(row.event_time), float(row.total_amount), row.country,
-                                _utc(row.kafka_timestamp))
-            for burst in rules.add(purchase):
-                changed[burst.anomaly_id] = burst
-        state.update((rules.to_state(),))
-        state.setTimeoutTimestamp(int((rules.recent[-1].event_time + FIVE_MINUTES).timestamp() * 1000))
-        if changed:
-            yield pd.DataFrame([burst_record(user_id, burst, thresholds) for burst in changed.values()])
-
-    return (
-        transactions.select("user_id", "transaction_id", "event_time", "total_amount", "country", "kafka_timestamp")
-        .groupBy("user_id")
-        .applyInPandasWithState(detect, ANOMALY_SCHEMA, RAPID_STATE_SCHEMA, "update", GroupStateTimeout.EventTimeTimeout)
-    )
-
-
-def _utc(moment) -> datetime:
-    stamp = pd.Timestamp(moment)
-    return (stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)).to_pydatetime()
 
 
 def anomaly_alerts(anomalies: list[dict], thresholds: Thresholds) -> list[Alert]:
@@ -260,14 +223,38 @@ def anomaly_alerts(anomalies: list[dict], thresholds: Thresholds) -> list[Alert]
     ]
 
 
+RECORDED = """
+SELECT anomaly_id, kind, user_id, country, transaction_ids, last_event_time, last_received_at, purchase_amounts, purchase_times
+FROM anomalies
+WHERE kind IN ('rapid_fire_count', 'rapid_fire_amount') AND user_id = ANY(%s) AND last_event_time > %s
+"""
+
+
 def write_anomalies(thresholds: Thresholds):
     def handle(batch: DataFrame, _context: BatchContext):
-        table = batch.toArrow()
-        rows = rows_of(table, ANOMALY_COLUMNS)
+        rows = batch.toArrow().to_pylist()
+        single = [row for row in rows if row["kind"] in ("high_value", "unusual_quantity")]
+        flagged = [row["window"] | {"kind": row["kind"], "user_id": row["user_id"]} for row in rows if row["window"]]
 
         def write(cur) -> int:
-            written = upsert(cur, "anomalies", ANOMALY_COLUMNS, rows, key=("anomaly_id",))
-            write_alerts(cur, APP, anomaly_alerts([dict(zip(ANOMALY_COLUMNS, row)) for row in rows], thresholds))
+            records = [{key: row[key] for key in ANOMALY_COLUMNS} | {"purchase_amounts": [row["amount"]],
+                                                                      "purchase_times": [row["first_event_time"]]}
+                       for row in single]
+            bursts = bursts_from_windows(flagged)
+            if bursts:
+                earliest = min(p["event_time"] for b in bursts for p in b.purchases.values()) - FIVE_MINUTES
+                cur.execute(RECORDED, (sorted({b.user_id for b in bursts}), earliest))
+                columns = [c.name for c in cur.description]
+                recorded = [dict(zip(columns, r)) for r in cur.fetchall()]
+                for burst in bursts:
+                    continue_recorded(burst, recorded)
+                    record = burst_record(burst, thresholds)
+                    purchases = sorted(burst.purchases.values(), key=lambda p: (p["event_time"], p["transaction_id"]))
+                    records.append(record | {"purchase_amounts": [p["amount"] for p in purchases],
+                                             "purchase_times": [p["event_time"] for p in purchases]})
+            columns = (*ANOMALY_COLUMNS, "purchase_amounts", "purchase_times")
+            written = upsert(cur, "anomalies", columns, [tuple(r[c] for c in columns) for r in records], key=("anomaly_id",))
+            write_alerts(cur, APP, anomaly_alerts(records, thresholds))
             return written
 
         return write
@@ -275,16 +262,26 @@ def write_anomalies(thresholds: Thresholds):
     return handle
 
 
+def detect(transactions: DataFrame, thresholds: Thresholds) -> DataFrame:
+    """Single-transaction anomalies and flagged rapid-fire windows, as one stream of rows:
+    the anomaly columns, plus ``window`` (window start, end and purchases) for a flagged window."""
+    single = single_transaction_anomalies(transactions, thresholds).withColumn(
+        "window", F.lit(None).cast(WINDOW_STRUCT))
+    windows = rapid_fire_windows(transactions, thresholds).select(
+        *[F.lit(None).cast(dtype).alias(name) if name not in ("kind", "user_id") else F.col(name)
+          for name, dtype in ANOMALY_FIELDS],
+        F.struct("window_start", "window_end", "purchases").alias("window"),
+    )
+    return single.unionByName(windows)
+
+
 def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
     checked = checked_records(kafka_stream(spark, settings, ["transactions"]), settings)
     transactions = valid_events(checked, settings, "transactions").withWatermark(
         "event_time", f"{settings.streaming.anomaly_watermark_seconds} seconds"
     )
-    anomalies = single_transaction_anomalies(transactions, settings.thresholds).unionByName(
-        rapid_fire_anomalies(transactions, settings.thresholds)
-    )
-    return [start_sink_query(anomalies, settings, options, "rules", write_anomalies(settings.thresholds),
-                             publishes_alerts=True)]
+    return [start_sink_query(detect(transactions, settings.thresholds), settings, options, "rules",
+                             write_anomalies(settings.thresholds), publishes_alerts=True)]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,6 +7,9 @@ processed with ``--available-now``; every mart must equal a recomputation from t
 from __future__ import annotations
 
 import json
+import signal
+import threading
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -60,6 +63,53 @@ def line_total(tx) -> Decimal:
     return sum((item["quantity"] * money(item["unit_price"]) for item in tx["items"]), Decimal("0.00"))
 
 
+def assert_sales_match(settings, transactions):
+    """Every minute's totals per country, and every product's units per hour."""
+    expected = defaultdict(lambda: [Decimal("0.00"), 0])
+    products = defaultdict(int)
+    for tx in transactions:
+        minute = parse_time(tx["event_time"]).replace(second=0, microsecond=0)
+        expected[(minute, tx["country"])][0] += line_total(tx)
+        expected[(minute, tx["country"])][1] += 1
+        for item in tx["items"]:
+            products[(minute.replace(minute=0), item["product_id"])] += item["quantity"]
+    rows = query(settings, "SELECT window_start, country, revenue, transactions FROM sales_window_metrics "
+                           "WHERE granularity = '1m' AND category = 'ALL'")
+    assert {(w, c): [r, n] for w, c, r, n in rows} == dict(expected)
+    rows = query(settings, "SELECT window_start, product_id, units FROM product_window_sales WHERE granularity = '1h'")
+    assert {(w, p): u for w, p, u in rows} == dict(products)
+
+
+def assert_single_transaction_anomalies_match(settings, transactions) -> list[dict]:
+    """High-value and unusual-quantity anomalies are exactly the transactions breaking those rules."""
+    high = {tx["transaction_id"] for tx in transactions if tx["total_amount"] > settings.thresholds.high_value_transaction}
+    bulk = {tx["transaction_id"] for tx in transactions
+            if max(i["quantity"] for i in tx["items"]) > settings.thresholds.unusual_quantity}
+    detected = [{"kind": k, "transaction_ids": ids} for k, ids in query(settings, "SELECT kind, transaction_ids FROM anomalies")]
+    assert sorted(d["transaction_ids"][0] for d in detected if d["kind"] == "high_value") == sorted(high)
+    assert sorted(d["transaction_ids"][0] for d in detected if d["kind"] == "unusual_quantity") == sorted(bulk)
+    return detected
+
+
+def assert_stock_matches(settings, transactions, restocks):
+    """Initial stock - sold + restocked for every product touched, each in the right state."""
+    movement = Counter()
+    for tx in transactions:
+        for item in tx["items"]:
+            movement[item["product_id"]] -= item["quantity"]
+    for restock in restocks:
+        movement[restock["product_id"]] += restock["quantity"]
+    stock = dict(query(settings, "SELECT s.product_id, s.stock - c.initial_stock FROM inventory_stock s "
+                                 "JOIN product_catalog c USING (product_id) WHERE s.units_sold + s.units_restocked > 0"))
+    assert stock == dict(movement)
+    history = dict(query(settings, "SELECT product_id, sum(units_restocked - units_sold) FROM inventory_history GROUP BY 1"))
+    assert history == dict(movement)  # one history row per product and batch, no batch twice
+    wrong_state = query(settings, "SELECT count(*) FROM inventory_stock WHERE state <> CASE WHEN stock < %s THEN 'critical' "
+                                  "WHEN stock < %s THEN 'low' ELSE 'ok' END",
+                        (settings.thresholds.critical_stock, settings.thresholds.low_stock))[0][0]
+    assert wrong_state == 0
+
+
 @pytest.fixture
 def traffic(stream_env):
     """Yesterday at 2,500 transactions (about 32k events) with 10 % anomalies, a few invalid
@@ -88,29 +138,10 @@ def test_apps_match_a_recomputation_of_their_input(traffic, tmp_path, spark):
     restocks = events(settings, "inventory")
     truth = events(settings, "ground_truth")
 
-    # sales: every minute's totals per country, and every product's hour
-    expected = defaultdict(lambda: [Decimal("0.00"), 0])
-    products = defaultdict(int)
-    for tx in transactions:
-        minute = parse_time(tx["event_time"]).replace(second=0, microsecond=0)
-        expected[(minute, tx["country"])][0] += line_total(tx)
-        expected[(minute, tx["country"])][1] += 1
-        hour = minute.replace(minute=0)
-        for item in tx["items"]:
-            products[(hour, item["product_id"])] += item["quantity"]
-    rows = query(settings, "SELECT window_start, country, revenue, transactions FROM sales_window_metrics "
-                           "WHERE granularity = '1m' AND category = 'ALL'")
-    assert {(w, c): [r, n] for w, c, r, n in rows} == dict(expected)
-    rows = query(settings, "SELECT window_start, product_id, units FROM product_window_sales WHERE granularity = '1h'")
-    assert {(w, p): u for w, p, u in rows} == dict(products)
+    assert_sales_match(settings, transactions)
 
     # anomalies: the single-transaction rules exactly; the rapid-fire kinds against the ground truth
-    high = {tx["transaction_id"] for tx in transactions if tx["total_amount"] > settings.thresholds.high_value_transaction}
-    bulk = {tx["transaction_id"] for tx in transactions
-            if max(i["quantity"] for i in tx["items"]) > settings.thresholds.unusual_quantity}
-    detected = [{"kind": k, "transaction_ids": ids} for k, ids in query(settings, "SELECT kind, transaction_ids FROM anomalies")]
-    assert {ids[0] for k, ids in ((d["kind"], d["transaction_ids"]) for d in detected) if k == "high_value"} == high
-    assert {ids[0] for k, ids in ((d["kind"], d["transaction_ids"]) for d in detected) if k == "unusual_quantity"} == bulk
+    detected = assert_single_transaction_anomalies_match(settings, transactions)
     sent = {tx["transaction_id"] for tx in transactions}
     for result in quality.anomaly_quality(truth, detected, delivered=sent):
         assert result.truth > 0 and result.precision == 1.0 and result.recall >= 0.95, result
@@ -120,20 +151,7 @@ def test_apps_match_a_recomputation_of_their_input(traffic, tmp_path, spark):
     published = [orjson.loads(m.value()) for m in read_all(settings, "alerts")]
     assert len({a["alert_id"] for a in published if a["app"] == "anomaly_detector"}) == scores
 
-    # inventory: initial stock - sold + restocked, for every product touched
-    movement = Counter()
-    for tx in transactions:
-        for item in tx["items"]:
-            movement[item["product_id"]] -= item["quantity"]
-    for restock in restocks:
-        movement[restock["product_id"]] += restock["quantity"]
-    stock = dict(query(settings, "SELECT s.product_id, s.stock - c.initial_stock FROM inventory_stock s "
-                                 "JOIN product_catalog c USING (product_id) WHERE s.units_sold + s.units_restocked > 0"))
-    assert stock == dict(movement)
-    wrong_state = query(settings, "SELECT count(*) FROM inventory_stock WHERE state <> CASE WHEN stock < %s THEN 'critical' "
-                                  "WHEN stock < %s THEN 'low' ELSE 'ok' END",
-                        (settings.thresholds.critical_stock, settings.thresholds.low_stock))[0][0]
-    assert wrong_state == 0
+    assert_stock_matches(settings, transactions, restocks)
 
     # sessions: every purchase belongs to exactly one closed session; abandonment against the truth
     purchases = query(settings, "SELECT coalesce(sum(purchases), 0) FROM sessions")[0][0]
@@ -157,3 +175,49 @@ def test_apps_match_a_recomputation_of_their_input(traffic, tmp_path, spark):
     committed = dict(query(settings, "SELECT app, count(*) FROM stream_commits GROUP BY app"))
     assert set(committed) == set(APPS)
     assert query(settings, "SELECT count(DISTINCT query_name) FROM stream_progress")[0][0] >= 10
+
+
+def wait_for_commits(settings, apps, at_least, timeout=240):
+    """Until each app has committed ``at_least`` batches that wrote rows."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = dict(query(settings, "SELECT app, count(*) FROM stream_commits WHERE rows_written > 0 GROUP BY app"))
+        if all(counts.get(app, 0) >= at_least for app in apps):
+            return counts
+        time.sleep(1)
+    raise AssertionError(f"apps did not commit {at_least} batches in {timeout} s: {counts}")
+
+
+def test_killed_apps_resume_from_their_checkpoints_without_loss_or_duplicates(stream_env, tmp_path):
+    settings = stream_env
+    service.load_catalog(settings)
+    apps = ("sales_metrics", "inventory_tracker", "anomaly_detector")
+    checkpoints, logs = tmp_path / "checkpoints", tmp_path / "logs"
+    stop = threading.Event()
+    generator = threading.Thread(target=run, args=(settings, TrafficConfig(mode="realtime", rate=1500, seed=41, anomaly_rate=0.05)),
+                                 kwargs={"stop": stop, "progress": Progress(10, enabled=False)})
+    generator.start()
+    processes = {}
+    try:
+        processes = {app: start_app(settings, app, checkpoints, logs) for app in apps}
+        before = wait_for_commits(settings, apps, at_least=3)
+        for process in processes.values():
+            assert stop_app(process, kill=True) == -signal.SIGKILL  # mid-stream: traffic keeps coming
+        processes = {app: start_app(settings, app, checkpoints, logs) for app in apps}
+        after = wait_for_commits(settings, apps, at_least=max(before.values()) + 3)
+        stop.set()
+        generator.join(60)
+        for process in processes.values():
+            stop_app(process)
+    finally:
+        stop.set()
+        for process in processes.values():
+            stop_app(process, kill=True)
+    run_apps(settings, tmp_path, apps)  # what came after the stop: the same checkpoints, to the end
+    assert min(after.values()) > max(before.values())
+
+    transactions = events(settings, "transactions")
+    assert transactions
+    assert_sales_match(settings, transactions)
+    assert_stock_matches(settings, transactions, events(settings, "inventory"))
+    assert_single_transaction_anomalies_match(settings, transactions)

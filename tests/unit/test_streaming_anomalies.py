@@ -1,16 +1,15 @@
-"""Anomaly rules: single-transaction rules in Spark SQL, rapid-fire bursts in per-user state."""
-
-from datetime import timedelta
+"""Anomaly rules: single-transaction rules, rapid-fire sliding windows joined into bursts."""
 
 import pytest
 
 from globalmart.settings import Thresholds
 from spark_jobs.streaming.anomaly_detector import (
-    Purchase,
-    RapidFireRules,
     anomaly_alerts,
     anomaly_score,
-    rapid_fire_anomalies,
+    burst_record,
+    bursts_from_windows,
+    continue_recorded,
+    rapid_fire_windows,
     single_transaction_anomalies,
 )
 from tests.streaming_fixtures import TRANSACTION, at, transaction
@@ -20,8 +19,14 @@ T = Thresholds()
 CHEAP = ("P1", "Home > Kitchen", 1, 20.0)
 
 
-def purchase(seconds, amount=20.0, tx="T"):
-    return Purchase(f"{tx}{seconds}", at(10, 0, seconds), amount, "USA", at(10, 0, seconds))
+def purchase(seconds, amount=20.0, tx=None):
+    return {"transaction_id": tx or f"T{seconds}", "event_time": at(10, 0, seconds), "amount": amount,
+            "country": "USA", "received_at": at(10, 0, seconds)}
+
+
+def window(kind, start_seconds, length, purchases, user="U1"):
+    return {"kind": kind, "user_id": user, "window_start": at(10, 0, start_seconds),
+            "window_end": at(10, 0, start_seconds + length), "purchases": purchases}
 
 
 def test_score_is_half_at_the_threshold_and_rises_towards_one():
@@ -32,49 +37,44 @@ def test_score_is_half_at_the_threshold_and_rises_towards_one():
     assert anomaly_score(0, 5000) == 0.0
 
 
-def test_rapid_fire_count_is_one_burst_that_grows():
-    rules = RapidFireRules(T)
-    opened = [rules.add(purchase(s)) for s in (0, 10, 20, 30)]
-    assert opened == [[], [], [], []]
-    fifth = rules.add(purchase(40))
-    assert [b.kind for b in fifth] == ["rapid_fire_count"]
-    sixth = rules.add(purchase(50))
-    assert sixth[0].anomaly_id == fifth[0].anomaly_id == "rapid_fire_count:T0"
-    assert len(sixth[0].purchases) == 6
+def test_overlapping_flagged_windows_are_one_burst():
+    first = [purchase(s) for s in (10, 20, 30, 40, 50)]
+    flagged = [
+        window("rapid_fire_count", 0, 60, first),
+        window("rapid_fire_count", 5, 60, first + [purchase(62)]),
+        window("rapid_fire_count", 300, 60, [purchase(s) for s in range(300, 350, 10)]),  # later: a new burst
+        window("rapid_fire_count", 0, 60, first, user="U2"),
+    ]
+    bursts = bursts_from_windows(flagged)
+    assert [(b.user_id, len(b.purchases)) for b in bursts] == [("U1", 6), ("U1", 5), ("U2", 5)]
+    record = burst_record(bursts[0], T)
+    assert record["anomaly_id"] == "rapid_fire_count:T10"
+    assert record["transaction_ids"] == ["T10", "T20", "T30", "T40", "T50", "T62"]
+    assert record["observed"] == 6.0 and record["score"] == pytest.approx(anomaly_score(6, 5))
+    assert record["description"] == "6 transactions by U1 within 52 s (5 or more in a minute)"
 
 
-def test_four_a_minute_is_not_rapid_fire_but_five_within_sixty_seconds_is():
-    rules = RapidFireRules(T)
-    assert not any(rules.add(purchase(s)) for s in (0, 16, 32, 48, 64, 80))  # never 5 inside a minute
-    assert RapidFireRules(T).add(purchase(0)) == []
+def test_a_burst_continuing_a_recorded_anomaly_keeps_its_id_and_grows():
+    recorded = [{"anomaly_id": "rapid_fire_count:T10", "kind": "rapid_fire_count", "user_id": "U1", "country": "USA",
+                 "transaction_ids": ["T10", "T20", "T30", "T40", "T50"], "purchase_amounts": [20.0] * 5,
+                 "purchase_times": [at(10, 0, s) for s in (10, 20, 30, 40, 50)], "last_event_time": at(10, 0, 50),
+                 "last_received_at": at(10, 0, 50)}]
+    (burst,) = bursts_from_windows([window("rapid_fire_count", 20, 60, [purchase(s) for s in (30, 40, 50, 55, 58)])])
+    continue_recorded(burst, recorded)
+    record = burst_record(burst, T)
+    assert record["anomaly_id"] == "rapid_fire_count:T10"
+    assert record["transaction_ids"] == ["T10", "T20", "T30", "T40", "T50", "T55", "T58"]
+    (later,) = bursts_from_windows([window("rapid_fire_count", 600, 60, [purchase(s) for s in range(600, 650, 10)])])
+    continue_recorded(later, recorded)  # ten minutes on: a new anomaly
+    assert burst_record(later, T)["anomaly_id"] == "rapid_fire_count:T600"
 
 
-def test_a_new_burst_after_a_quiet_minute_is_a_new_anomaly():
-    rules = RapidFireRules(T)
-    first = [rules.add(purchase(s)) for s in range(0, 50, 10)][-1][0].anomaly_id
-    second = [rules.add(purchase(s)) for s in range(200, 250, 10)][-1][0].anomaly_id
-    assert first != second == "rapid_fire_count:T200"
-
-
-def test_rapid_fire_amount_over_five_minutes():
-    rules = RapidFireRules(T)
-    assert rules.add(purchase(0, 3500)) == [] and rules.add(purchase(100, 3500)) == []
-    third = rules.add(purchase(230, 3500))
-    assert [b.kind for b in third] == ["rapid_fire_amount"]
-    assert RapidFireRules(T).add(purchase(0, 3500)) == []
-    spaced = RapidFireRules(T)
-    assert not any(spaced.add(purchase(s, 3500)) for s in (0, 200, 400))  # never over $10k inside 5 minutes
-    assert RapidFireRules(T).add(purchase(0, 12_000)) == []  # one large transaction is a high-value anomaly
-
-def test_state_round_trips():
-    rules = RapidFireRules(T)
-    for s in range(0, 50, 10):
-        rules.add(purchase(s))
-    again = RapidFireRules.from_state(T, rules.to_state())
-    assert again.recent == rules.recent
-    assert again.add(purchase(55))[0].anomaly_id == "rapid_fire_count:T0"
-    assert again.expired(at(10, 0, 55) + timedelta(minutes=5, seconds=1))
-    assert not again.expired(at(10, 0, 56))
+def test_rapid_fire_amount_record():
+    (burst,) = bursts_from_windows([window("rapid_fire_amount", 0, 300, [purchase(0, 3500.0), purchase(100, 3600.0),
+                                                                         purchase(230, 3400.0)])])
+    record = burst_record(burst, T)
+    assert record["amount"] == 10_500.0 and record["observed"] == 10_500.0 and record["threshold"] == 10_000.0
+    assert record["description"] == "$10,500.00 spent by U1 in 3 transactions within 3.8 min (more than $10,000 in five minutes)"
 
 
 def test_single_transaction_rules(spark):
@@ -93,20 +93,21 @@ def test_single_transaction_rules(spark):
     assert big["score"] == pytest.approx(anomaly_score(6000, 5000))
 
 
-def test_rapid_fire_across_micro_batches_is_one_growing_anomaly(spark, tmp_path):
-    burst = [transaction(at(10, 0, s), user="fast", lines=[CHEAP], tx_id=f"F{s}") for s in range(0, 80, 10)]
-    calm = [transaction(at(10, 0, s), user="calm", lines=[CHEAP]) for s in (0, 30)]
+def test_rapid_fire_windows_flag_bursts_only(spark, tmp_path):
+    burst = [transaction(at(10, 0, s), user="fast", lines=[CHEAP], tx_id=f"F{s}") for s in range(0, 50, 10)]
+    calm = [transaction(at(10, 0, s), user="calm", lines=[CHEAP]) for s in (0, 16, 32, 48)]  # four a minute
+    spender = [transaction(at(10, m), user="spender", lines=[("P7", "Electronics > TVs", 1, 3500.0)], tx_id=f"S{m}")
+               for m in (0, 1, 3)]
+    whale = [transaction(at(10, 2), user="whale", lines=[("P8", "Electronics > TVs", 4, 3000.0)])]  # high value only
 
     def build(transactions):
-        return rapid_fire_anomalies(transactions.withWatermark("event_time", "1 minute"), T)
+        return rapid_fire_windows(transactions.withWatermark("event_time", "1 minute"), T)
 
-    result = run_stream(spark, tmp_path, {"transactions": (TRANSACTION, [burst[:3] + calm, burst[3:5], burst[5:]])}, build)
-    assert {r["user_id"] for r in result.rows} == {"fast"}
-    assert {r["anomaly_id"] for r in result.rows} == {"rapid_fire_count:F0"}
-    last = result.rows[-1]
-    assert last["transaction_ids"] == [f"F{s}" for s in range(0, 80, 10)]
-    assert last["observed"] == 8.0 and last["score"] == pytest.approx(anomaly_score(8, 5))
-    assert "8 transactions by fast within 70 s" in last["description"]
+    result = run_stream(spark, tmp_path, {"transactions": (TRANSACTION, [burst[:3] + calm + spender[:2], burst[3:] + spender[2:] + whale])}, build)
+    flagged = {(r["kind"], r["user_id"]) for r in result.rows}
+    assert flagged == {("rapid_fire_count", "fast"), ("rapid_fire_amount", "spender")}
+    bursts = bursts_from_windows(result.rows)
+    assert sorted(sorted(b.purchases) for b in bursts) == [["F0", "F10", "F20", "F30", "F40"], ["S0", "S1", "S3"]]
 
 
 def test_alerts_only_at_or_above_the_alert_score():

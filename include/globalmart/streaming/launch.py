@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from globalmart.settings import Settings, env_overrides
-from globalmart.spark import submit_command
+from globalmart.spark import submit_command, submit_environment
 
 APPS = ("sales_metrics", "anomaly_detector", "inventory_tracker", "sessions", "raw_archiver")
 
@@ -29,7 +29,7 @@ def start_app(settings: Settings, app: str, checkpoint_dir: Path, log_dir: Path,
     log = open(log_dir / f"{app}.log", "ab")  # noqa: SIM115 - the child process owns it
     return subprocess.Popen(
         app_command(settings, app, checkpoint_dir, available_now),
-        env={**os.environ, **env_overrides(settings)},
+        env={**os.environ, **submit_environment(settings), **env_overrides(settings)},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -202,25 +202,32 @@ def run(app: str, start_queries: Callable[[SparkSession, Settings, RunOptions], 
     queries = start_queries(spark, settings, options)
     log.info("%s: started %s", app, ", ".join(q.name for q in queries))
 
-    def stop(signum, _frame):
-        log.info("%s: signal %s, stopping queries", app, signum)
-        for query in queries:
-            query.stop()
+    stopping = threading.Event()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    failed = wait(spark, queries)
+    def request_stop(signum, _frame):
+        # no Spark call in a signal handler: it would re-enter the py4j call the main thread is in
+        log.info("%s: signal %s, stopping queries after their current batch", app, signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    failed = wait(spark, queries, stopping)
     spark.stop()
     if failed:
         sys.exit(f"{app}: query {failed.name} failed: {failed.exception()}")
 
 
-def wait(spark: SparkSession, queries: list[StreamingQuery]) -> StreamingQuery | None:
-    """Block until every query has stopped; the first failure stops the rest and is returned."""
+def wait(spark: SparkSession, queries: list[StreamingQuery], stopping: threading.Event) -> StreamingQuery | None:
+    """Block until every query has stopped, or ``stopping`` is set; the first failure stops the
+    rest and is returned."""
     while any(query.isActive for query in queries):
+        if stopping.is_set():
+            for query in queries:
+                query.stop()
+            return None
         try:
-            spark.streams.awaitAnyTermination(timeout=5)
-        except Exception:  # a query failed: the loop below finds which
+            spark.streams.awaitAnyTermination(timeout=2)
+        except Exception:  # a query failed: found below
             pass
         spark.streams.resetTerminated()
         failed = next((q for q in queries if not q.isActive and q.exception() is not None), None)

@@ -143,6 +143,10 @@ def upgrade() -> None:
         score             double precision NOT NULL CHECK (score BETWEEN 0 AND 1),
         description       text NOT NULL,
         last_received_at  timestamptz NOT NULL,  -- Kafka timestamp of the transaction that raised it
+        -- amount and time of each transaction, in transaction_ids order: a burst that continues
+        -- in a later micro-batch is recomputed from them
+        purchase_amounts  double precision[] NOT NULL,
+        purchase_times    timestamptz[] NOT NULL,
         detected_at       timestamptz NOT NULL DEFAULT clock_timestamp()
     );
     CREATE INDEX anomalies_recent ON anomalies (kind, last_event_time DESC);
