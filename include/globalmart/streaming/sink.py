@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,7 +137,9 @@ class ExactlyOnceSink:
             if self._committed(conn, context):
                 log.info("%s batch %s was committed before: replay skipped", self.query_name, batch_id)
             else:
+                started = time.perf_counter()
                 write = self.handler(batch, context)
+                computed = time.perf_counter()
                 with conn.cursor() as cur:
                     cur.execute(
                         "INSERT INTO stream_commits (query_name, checkpoint_id, batch_id, app) VALUES (%s, %s, %s, %s)",
@@ -144,9 +147,10 @@ class ExactlyOnceSink:
                     )
                     rows = write(cur)
                     cur.execute(
-                        "UPDATE stream_commits SET rows_written = %s, committed_at = clock_timestamp() "
-                        "WHERE query_name = %s AND checkpoint_id = %s AND batch_id = %s",
-                        (rows, self.query_name, checkpoint_id, batch_id),
+                        "UPDATE stream_commits SET rows_written = %s, spark_ms = %s, write_ms = %s, "
+                        "committed_at = clock_timestamp() WHERE query_name = %s AND checkpoint_id = %s AND batch_id = %s",
+                        (rows, round((computed - started) * 1000), round((time.perf_counter() - computed) * 1000),
+                         self.query_name, checkpoint_id, batch_id),
                     )
                 conn.commit()
             if self.publishes_alerts:

@@ -24,6 +24,8 @@ def upgrade() -> None:
         batch_id      bigint NOT NULL,
         app           text NOT NULL,
         rows_written  integer NOT NULL DEFAULT 0,
+        spark_ms      integer,  -- computing the batch's rows (Spark jobs, collected to the driver)
+        write_ms      integer,  -- the PostgreSQL transaction
         committed_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
         PRIMARY KEY (query_name, checkpoint_id, batch_id)
     );
