@@ -5,6 +5,8 @@
 - ``globalmart catalog load``: the product catalog with initial stock into PostgreSQL
 - ``globalmart db upgrade``: apply the PostgreSQL migrations
 - ``globalmart schemas export``: write the event contracts as JSON Schema into ``schemas/``
+- ``globalmart stream run APP [--available-now]``: a streaming app in the foreground (spark-submit)
+- ``globalmart stream status``: every streaming query's last heartbeat, batch and error
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import date
 
 from globalmart.platform import launcher
 from globalmart.settings import load_settings
+from globalmart.streaming.launch import APPS
 
 
 def _platform(args) -> int:
@@ -96,6 +99,32 @@ def _schemas(args) -> int:
     return 0
 
 
+def _stream(args) -> int:
+    import os
+
+    from globalmart import db
+    from globalmart.settings import env_overrides
+    from globalmart.spark import submit_environment
+    from globalmart.streaming.launch import app_command
+
+    settings = load_settings()
+    if args.action == "run":
+        if not args.app:
+            print("[stream] which app? one of: " + ", ".join(APPS), file=sys.stderr)
+            return 2
+        command = app_command(settings, args.app, settings.checkpoints_dir, args.available_now)
+        os.execve(command[0], command, {**os.environ, **submit_environment(settings), **env_overrides(settings)})
+    with db.connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT query_name, status, last_batch_id, now() - last_seen_at, error FROM stream_status ORDER BY 1")
+        rows = cur.fetchall()
+    if not rows:
+        print("[stream] no streaming query has run yet (start one with `globalmart stream run APP`)")
+    for name, status, batch, age, error in rows:
+        print(f"  {name:<32} {status:<8} batch {batch if batch is not None else '-':>7}  "
+              f"seen {age.total_seconds():7.0f} s ago" + (f"  error: {error.splitlines()[0][:100]}" if error else ""))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="globalmart", description="GlobalMart analytics platform")
     commands = root.add_subparsers(dest="command", required=True)
@@ -137,6 +166,12 @@ def parser() -> argparse.ArgumentParser:
     schemas = commands.add_parser("schemas", help="event contracts")
     schemas.add_argument("action", choices=["export"])
     schemas.set_defaults(handler=_schemas)
+
+    stream = commands.add_parser("stream", help="the Spark streaming apps")
+    stream.add_argument("action", choices=["run", "status"])
+    stream.add_argument("app", nargs="?", choices=APPS)
+    stream.add_argument("--available-now", action="store_true", help="run: process what the topics hold, then stop")
+    stream.set_defaults(handler=_stream)
     return root
 
 

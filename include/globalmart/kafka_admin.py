@@ -81,3 +81,20 @@ def delete_topics(settings: Settings, names: list[str], timeout: float = 30) -> 
     doomed = [name for name in names if name in existing]
     for future in (admin.delete_topics(doomed, operation_timeout=timeout).values() if doomed else []):
         future.result()
+
+
+def end_offsets(settings: Settings, topic_keys: list[str], timeout: float = 10) -> dict[str, dict[str, int]]:
+    """Topic name → partition (as text, like Spark's offsets JSON) → next offset to be written."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "globalmart-offsets"})
+    try:
+        ends = {}
+        for key in topic_keys:
+            name = getattr(settings.kafka, key).name
+            partitions = consumer.list_topics(name, timeout=timeout).topics[name].partitions
+            ends[name] = {str(p): consumer.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)[1]
+                          for p in partitions}
+        return ends
+    finally:
+        consumer.close()

@@ -6,7 +6,6 @@ processed with ``--available-now``; every mart must equal a recomputation from t
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -16,13 +15,14 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from globalmart import db, quality
 from globalmart.generator import service
 from globalmart.generator.publisher import Progress, run
 from globalmart.generator.traffic import TrafficConfig
+from globalmart.kafka_admin import end_offsets
 from globalmart.streaming.launch import APPS, start_app, stop_app
+from globalmart.streaming.sandbox import publish_closing_events
 from tests.kafka_helpers import produce_raw, read_all
 
 INVALID = [b"{not json", b'{"transaction_id": "T-x", "total_amount": -5}', b"\xff\x00binary"]
@@ -122,13 +122,7 @@ def traffic(stream_env):
     report = run(settings, config, progress=Progress(10, enabled=False))
     assert report.ok
     produce_raw(settings, "transactions", [(b"bad", value) for value in INVALID])
-    later = (datetime.now(UTC) + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
-    produce_raw(settings, "product_views", [(b"closer", json.dumps({
-        "schema_version": 1, "event_time": later, "event_id": "E-closer", "user_id": "U-closer", "session_id": "S-closer",
-        "country": "USA", "product_id": "P000001", "category": "c", "action": "view", "duration_seconds": 1}).encode())])
-    produce_raw(settings, "cart_events", [(b"closer", json.dumps({
-        "schema_version": 1, "event_time": later, "event_id": "E-closer2", "user_id": "U-closer", "session_id": "S-closer",
-        "country": "USA", "action": "checkout", "quantity": 0, "cart_value": 0.0}).encode())])
+    publish_closing_events(settings, datetime.now(UTC) + timedelta(hours=3))
     return settings, report
 
 
@@ -189,22 +183,9 @@ def wait_for_commits(settings, apps, at_least, timeout=300):
     raise AssertionError(f"apps did not commit {at_least} batches in {timeout} s: {counts}")
 
 
-def end_offsets(settings) -> dict[str, dict[str, int]]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "offsets"})
-    try:
-        ends = {}
-        for key in ("transactions", "inventory"):
-            name = getattr(settings.kafka, key).name
-            partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
-            ends[name] = {str(p): consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in partitions}
-        return ends
-    finally:
-        consumer.close()
-
-
 def wait_until_caught_up(settings, apps, timeout=300):
     """Until every query of ``apps`` has processed its topics to their end offsets."""
-    ends = end_offsets(settings)
+    ends = end_offsets(settings, ["transactions", "inventory"])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rows = query(settings, "SELECT DISTINCT ON (query_name) query_name, end_offsets FROM stream_progress "

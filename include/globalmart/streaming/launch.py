@@ -36,11 +36,30 @@ def start_app(settings: Settings, app: str, checkpoint_dir: Path, log_dir: Path,
     )
 
 
-def stop_app(process: subprocess.Popen, kill: bool = False, timeout: float = 60) -> int:
-    """SIGTERM (graceful: the running batch finishes) or SIGKILL the app's whole process group."""
-    if process.poll() is None:
+def _python_drivers(pid: int) -> list[int]:
+    """The Python processes spark-submit (``pid``) started: the app's driver."""
+    drivers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and "python" in (stat.parent / "comm").read_text():
+                drivers.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return drivers
+
+
+def stop_app(process: subprocess.Popen, kill: bool = False, timeout: float = 60) -> int:
+    """Stop an app: gracefully by default (SIGTERM to the Python driver, which stops its queries
+    between batches and exits; spark-submit then exits 0), or SIGKILL its whole process group."""
+    if process.poll() is None:
+        drivers = [] if kill else _python_drivers(process.pid)
+        try:
+            if drivers:
+                for pid in drivers:
+                    os.kill(pid, signal.SIGTERM)
+            else:
+                os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
         except ProcessLookupError:
             pass
     try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
@@ -227,7 +228,7 @@ def wait(spark: SparkSession, queries: list[StreamingQuery], stopping: threading
             return None
         try:
             spark.streams.awaitAnyTermination(timeout=2)
-        except Exception:  # a query failed: found below
+        except StreamingQueryException:  # a query failed: found below (anything else ends the app)
             pass
         spark.streams.resetTerminated()
         failed = next((q for q in queries if not q.isActive and q.exception() is not None), None)

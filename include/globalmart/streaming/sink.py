@@ -114,7 +114,7 @@ def write_alerts(cur, app: str, alerts: Iterable[Alert]) -> int:
 
 
 def _json_dumps(value) -> str:
-    return json.dumps(value, default=str, sort_keys=True)
+    return json.dumps(value, default=lambda v: _utc_iso(v) if isinstance(v, datetime) else str(v), sort_keys=True)
 
 
 class ExactlyOnceSink:
