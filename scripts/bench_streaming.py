@@ -112,8 +112,9 @@ def batch_latencies(settings: Settings, since: datetime) -> dict[str, dict]:
         result = results[name]
         commit = committed_at.timestamp()
         for start_source, end_source in zip(starts, ends, strict=True):
-            first = (start_source or {}).get(topic, {})
-            last = (end_source or {}).get(topic, {})
+            # the first batch's start is not a dict of offsets but Spark's starting position
+            first = start_source.get(topic, {}) if isinstance(start_source, dict) else {}
+            last = end_source.get(topic, {}) if isinstance(end_source, dict) else {}
             for partition, end in last.items():
                 for offset in range(first.get(partition, 0), end):
                     arrived = arrivals.get((int(partition), offset))
