@@ -58,45 +58,39 @@ def _score_column(observed, threshold: float):
     return F.least(F.lit(1.0), F.greatest(F.lit(0.0), 1 - 0.5 * F.pow(F.lit(threshold) / observed, SCORE_EXPONENT)))
 
 
-def single_transaction_anomalies(transactions: DataFrame, thresholds: Thresholds) -> DataFrame:
-    """High-value transactions and transactions with an unusually large line."""
-    high_value = transactions.where(F.col("total_amount") > thresholds.high_value_transaction).select(
-        F.concat(F.lit("high_value:"), "transaction_id").alias("anomaly_id"),
-        F.lit("high_value").alias("kind"),
+def _one_transaction(frame: DataFrame, kind: str, observed, threshold: float, description) -> DataFrame:
+    """The anomaly row of each transaction of ``frame`` (all of them break the ``kind`` rule)."""
+    return frame.select(
+        F.concat(F.lit(f"{kind}:"), "transaction_id").alias("anomaly_id"),
+        F.lit(kind).alias("kind"),
         "user_id",
         "country",
         F.array("transaction_id").alias("transaction_ids"),
         F.col("event_time").alias("first_event_time"),
         F.col("event_time").alias("last_event_time"),
         F.col("total_amount").alias("amount"),
-        F.col("total_amount").alias("observed"),
-        F.lit(thresholds.high_value_transaction).alias("threshold"),
-        _score_column(F.col("total_amount"), thresholds.high_value_transaction).alias("score"),
-        F.format_string(
-            "Transaction %s of $%,.2f is over the $%,.0f high-value threshold",
-            "transaction_id", "total_amount", F.lit(thresholds.high_value_transaction),
-        ).alias("description"),
+        observed.cast("double").alias("observed"),
+        F.lit(float(threshold)).alias("threshold"),
+        _score_column(observed, threshold).alias("score"),
+        description.alias("description"),
         F.col("kafka_timestamp").alias("last_received_at"),
     )
+
+
+def single_transaction_anomalies(transactions: DataFrame, thresholds: Thresholds) -> DataFrame:
+    """High-value transactions and transactions with an unusually large line."""
+    high, bulk = thresholds.high_value_transaction, thresholds.unusual_quantity
+    high_value = _one_transaction(
+        transactions.where(F.col("total_amount") > high), "high_value", F.col("total_amount"), high,
+        F.format_string("Transaction %s of $%,.2f is over the $%,.0f high-value threshold",
+                        "transaction_id", "total_amount", F.lit(high)),
+    )
     biggest_line = F.array_max(F.transform("items", lambda item: F.struct(item.quantity.alias("q"), item.product_id.alias("p"))))
-    lines = transactions.withColumn("biggest", biggest_line)
-    unusual = lines.where(F.col("biggest.q") > thresholds.unusual_quantity).select(
-        F.concat(F.lit("unusual_quantity:"), "transaction_id").alias("anomaly_id"),
-        F.lit("unusual_quantity").alias("kind"),
-        "user_id",
-        "country",
-        F.array("transaction_id").alias("transaction_ids"),
-        F.col("event_time").alias("first_event_time"),
-        F.col("event_time").alias("last_event_time"),
-        F.col("total_amount").alias("amount"),
-        F.col("biggest.q").cast("double").alias("observed"),
-        F.lit(float(thresholds.unusual_quantity)).alias("threshold"),
-        _score_column(F.col("biggest.q"), thresholds.unusual_quantity).alias("score"),
-        F.format_string(
-            "Transaction %s has %d units of %s in one line (more than %d)",
-            "transaction_id", "biggest.q", "biggest.p", F.lit(thresholds.unusual_quantity),
-        ).alias("description"),
-        F.col("kafka_timestamp").alias("last_received_at"),
+    unusual = _one_transaction(
+        transactions.withColumn("biggest", biggest_line).where(F.col("biggest.q") > bulk), "unusual_quantity",
+        F.col("biggest.q"), bulk,
+        F.format_string("Transaction %s has %d units of %s in one line (more than %d)",
+                        "transaction_id", "biggest.q", "biggest.p", F.lit(bulk)),
     )
     return high_value.unionByName(unusual)
 
