@@ -1,8 +1,9 @@
 """Streaming benchmark: sustained input rate, consumer lag, and event → PostgreSQL latency.
 
 In a sandbox (private topics, database, lake) next to the running platform (Kafka,
-PostgreSQL, Airflow), starts all five streaming apps, then drives the generator in real-time
-mode at each rate for the given minutes. For each rate it prints:
+PostgreSQL, Airflow), starts all five streaming apps as the platform does (one Spark
+application, or one per app with GLOBALMART_STREAMING__ONE_APPLICATION=false), then drives the
+generator in real-time mode at each rate for the given minutes. For each rate it prints:
 
 - input and processed rates, and every query's consumer lag (records behind the topic end)
   at the start and the end of the second half of the run, with its slope: flat lag means
@@ -11,7 +12,8 @@ mode at each rate for the given minutes. For each rate it prints:
   of the micro-batch that carried it, p50/p95/p99, for the marts that are updated as events
   arrive (sales windows, anomalies, stock);
 - where a batch's time goes: waiting for the trigger, Spark (read, state, shuffle, collect),
-  PostgreSQL writes.
+  PostgreSQL writes;
+- the CPU the streaming processes used (cores, averaged over the run).
 
     .venv/bin/python scripts/bench_streaming.py --rates 500,20000 --minutes 10
 
@@ -22,10 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
-from bisect import bisect_right
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -39,14 +41,13 @@ from globalmart.generator.publisher import Progress, run
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.platform.secrets import ensure_secrets
 from globalmart.settings import PROJECT_ROOT, Settings, load_settings
-from globalmart.streaming.launch import APPS, start_app, stop_app
+from globalmart.streaming.launch import start_all, stop_app
 from globalmart.streaming.sandbox import sandbox
 
 # the queries whose marts change as events arrive; sessions close 30 minutes after their last
 # event and the lake is written once a minute, so their delay is a setting, not a latency
 LATENCY_QUERIES = {
-    "sales_metrics.window_1m": "transactions",
-    "sales_metrics.window_1h": "transactions",
+    "sales_metrics.windows": "transactions",
     "anomaly_detector.rules": "transactions",
     "inventory_tracker.stock": "transactions",
 }
@@ -143,7 +144,27 @@ def slope_per_minute(samples: list[tuple[float, int]]) -> float:
     return cov / var * 60
 
 
-def bench_rate(settings: Settings, rate: int, minutes: float, seed: int) -> dict:
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = defaultdict(list)
+    cpu: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        children[int(fields[1])].append(pid)
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        total += cpu.get(pid, 0.0)
+        stack.extend(children[pid])
+    return total
+
+
+def bench_rate(settings: Settings, rate: int, minutes: float, seed: int, processes: list[int]) -> dict:
     stop = threading.Event()
     reports = []
     started_at = datetime.now().astimezone()
@@ -153,12 +174,14 @@ def bench_rate(settings: Settings, rate: int, minutes: float, seed: int) -> dict
     )
     generator.start()
     lags: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    cpu_before = sum(map(tree_cpu_seconds, processes))
     t0 = time.monotonic()
     while time.monotonic() - t0 < minutes * 60:
         time.sleep(5)
         elapsed = time.monotonic() - t0
         for name, behind in lag_sample(settings).items():
             lags[name].append((elapsed, behind))
+    streaming_cores = (sum(map(tree_cpu_seconds, processes)) - cpu_before) / (time.monotonic() - t0)
     stop.set()
     generator.join()
     report = reports[0]
@@ -169,6 +192,8 @@ def bench_rate(settings: Settings, rate: int, minutes: float, seed: int) -> dict
         "minutes": minutes,
         "events_sent": report.events,
         "sent_per_second": round(report.events / (minutes * 60), 1),
+        "one_application": settings.streaming.one_application,
+        "streaming_cores": round(streaming_cores, 2),
         "lag": {
             name: {"start": samples[0][1] if samples else None, "end": samples[-1][1] if samples else None,
                    "max": max((v for _, v in samples), default=None),
@@ -222,11 +247,11 @@ def main() -> None:
     for rate in (int(r) for r in args.rates.split(",")):
         with sandbox(ensure_secrets(load_settings()), "bench") as (settings, folder):
             service.load_catalog(settings)
-            apps = {app: start_app(settings, app, folder / "checkpoints", folder / "logs") for app in APPS}
+            apps = start_all(settings, folder / "checkpoints", folder / "logs")
             try:
                 time.sleep(30)  # the apps' JVMs start and run their first (empty) batches
                 print(f"\n== {rate:,} events/s for {args.minutes} min", flush=True)
-                result = bench_rate(settings, rate, args.minutes, args.seed)
+                result = bench_rate(settings, rate, args.minutes, args.seed, [p.pid for p in apps.values()])
             finally:
                 for process in apps.values():
                     stop_app(process)

@@ -25,7 +25,7 @@ from globalmart.generator.publisher import Progress, run
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.platform.secrets import ensure_secrets
 from globalmart.settings import Settings, load_settings
-from globalmart.streaming.launch import start_app
+from globalmart.streaming.launch import start_all
 from globalmart.streaming.sandbox import publish_closing_events, sandbox
 
 APPS = ("anomaly_detector", "sessions")
@@ -63,10 +63,10 @@ def measure(settings: Settings, folder, args) -> dict:
     generated = time.monotonic() - started
     print(f"generated {report.events:,} events in {generated:.0f} s; running {', '.join(APPS)} over them", flush=True)
     started = time.monotonic()
-    processes = {app: start_app(settings, app, folder / "checkpoints", folder / "logs", available_now=True) for app in APPS}
-    for app, process in processes.items():
+    processes = start_all(settings, folder / "checkpoints", folder / "logs", apps=APPS, available_now=True)
+    for name, process in processes.items():
         if process.wait() != 0:
-            sys.exit(f"{app} failed: see {folder / 'logs' / (app + '.log')}")
+            sys.exit(f"{name} failed: see {folder / 'logs' / (name + '.log')}")
     processed = time.monotonic() - started
 
     truth = read_topic(settings, "ground_truth")

@@ -5,7 +5,7 @@
 - ``globalmart catalog load``: the product catalog with initial stock into PostgreSQL
 - ``globalmart db upgrade``: apply the PostgreSQL migrations
 - ``globalmart schemas export``: write the event contracts as JSON Schema into ``schemas/``
-- ``globalmart stream run APP [--available-now]``: a streaming app in the foreground (spark-submit)
+- ``globalmart stream run [APP ...] [--available-now]``: streaming apps in one Spark application, in the foreground
 - ``globalmart stream status``: every streaming query's last heartbeat, batch and error
 """
 
@@ -109,16 +109,17 @@ def _stream(args) -> int:
 
     settings = load_settings()
     if args.action == "run":
-        if not args.app:
-            print("[stream] which app? one of: " + ", ".join(APPS), file=sys.stderr)
+        try:
+            command = app_command(settings, args.apps or APPS, settings.checkpoints_dir, args.available_now)
+        except ValueError as error:
+            print(f"[stream] {error}", file=sys.stderr)
             return 2
-        command = app_command(settings, args.app, settings.checkpoints_dir, args.available_now)
         os.execve(command[0], command, {**os.environ, **submit_environment(settings), **env_overrides(settings)})
     with db.connect(settings) as conn, conn.cursor() as cur:
         cur.execute("SELECT query_name, status, last_batch_id, now() - last_seen_at, error FROM stream_status ORDER BY 1")
         rows = cur.fetchall()
     if not rows:
-        print("[stream] no streaming query has run yet (start one with `globalmart stream run APP`)")
+        print("[stream] no streaming query has run yet (start them with `globalmart stream run`)")
     for name, status, batch, age, error in rows:
         print(f"  {name:<32} {status:<8} batch {batch if batch is not None else '-':>7}  "
               f"seen {age.total_seconds():7.0f} s ago" + (f"  error: {error.splitlines()[0][:100]}" if error else ""))
@@ -169,7 +170,8 @@ def parser() -> argparse.ArgumentParser:
 
     stream = commands.add_parser("stream", help="the Spark streaming apps")
     stream.add_argument("action", choices=["run", "status"])
-    stream.add_argument("app", nargs="?", choices=APPS)
+    stream.add_argument("apps", nargs="*", metavar="APP",
+                        help=f"run: the apps to host in one Spark application (default: all of {', '.join(APPS)})")
     stream.add_argument("--available-now", action="store_true", help="run: process what the topics hold, then stop")
     stream.set_defaults(handler=_stream)
     return root

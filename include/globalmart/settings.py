@@ -107,6 +107,20 @@ class SmtpSettings(BaseModel):
         return f"http://{self.host}:{self.inbox_port}"
 
 
+class AlertingSettings(BaseModel):
+    """Business alert emails (stock, anomalies, abandonment spikes) sent by the ``alerts`` DAG."""
+
+    # who acts on business alerts; platform failure emails go to ``smtp.alert_recipients``
+    recipients: list[str] = Field(["data-team@globalmart.local"], min_length=1)
+    smtp_conn_id: str = "smtp_default"  # the Airflow connection of the SMTP server
+    subject_prefix: str = "[GlobalMart]"
+    # one email per alert kind and product (stock), user (anomaly) or hour (spike) in this period
+    throttle_minutes: int = Field(60, ge=0)
+    # more emails than this due in one poll are sent as one digest
+    digest_threshold: int = Field(5, ge=1)
+    digest_rows_per_kind: int = Field(50, ge=1)  # a longer group of a digest ends with "and N more"
+
+
 class AirflowSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -132,8 +146,15 @@ class SparkSettings(BaseModel):
 class StreamingSettings(BaseModel):
     """The Spark Structured Streaming apps: triggers, watermarks, batch sizes, checkpoints."""
 
+    # every app in one Spark application (one JVM, one Python worker pool): far cheaper on one
+    # machine; false: one spark-submit per app, as on a cluster
+    one_application: bool = True
+    driver_memory: str = "2g"  # of each streaming spark-submit
     trigger_seconds: float = Field(1.0, gt=0)  # micro-batch interval of the mart apps
     archive_trigger_seconds: float = Field(60.0, gt=0)  # the lake gets fewer, larger Parquet files
+    # sessions close 30 and carts are abandoned 15 minutes after their last event: a short
+    # trigger would buy no freshness, only per-batch cost taken from the 1-second marts
+    session_trigger_seconds: float = Field(30.0, gt=0)
     max_offsets_per_trigger: int = Field(500_000, ge=1)  # bounds a catch-up batch after downtime
     shuffle_partitions: int = Field(2, ge=1)  # fixed into each checkpoint when it is created
     # how late an event may arrive and still update its window / session / user state
@@ -211,6 +232,38 @@ class GeneratorSettings(BaseModel):
     progress_seconds: float = Field(10.0, gt=0)  # progress line period when not on a terminal
 
 
+class PerformanceWeights(BaseModel):
+    """Relative weights of a product's percentile ranks in its daily performance score."""
+
+    revenue: float = Field(0.4, ge=0)
+    units: float = Field(0.2, ge=0)
+    conversion: float = Field(0.2, ge=0)
+    views: float = Field(0.1, ge=0)
+    cart_adds: float = Field(0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self):
+        if sum(self.model_dump().values()) <= 0:
+            raise ValueError("at least one performance weight must be positive")
+        return self
+
+
+class WarehouseSettings(BaseModel):
+    """The daily batch: RFM look-back, moving-average windows, product score weights."""
+
+    rfm_lookback_days: int = Field(365, ge=1)
+    daily_moving_average_days: int = Field(7, ge=1)
+    weekly_moving_average_weeks: int = Field(4, ge=1)
+    monthly_moving_average_months: int = Field(3, ge=1)
+    performance_weights: PerformanceWeights = PerformanceWeights()
+
+    @property
+    def moving_average_periods(self) -> dict[str, int]:
+        """Periods in each sales-trend granularity's moving average."""
+        return {"daily": self.daily_moving_average_days, "weekly": self.weekly_moving_average_weeks,
+                "monthly": self.monthly_moving_average_months}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -225,12 +278,14 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     mongo: MongoSettings = MongoSettings()
     smtp: SmtpSettings = SmtpSettings()
+    alerting: AlertingSettings = AlertingSettings()
     airflow: AirflowSettings = AirflowSettings()
     spark: SparkSettings = SparkSettings()
     thresholds: Thresholds = Thresholds()
     catalog: Catalog = Catalog()
     generator: GeneratorSettings = GeneratorSettings()
     streaming: StreamingSettings = StreamingSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
 
     @property
     def jars_dir(self) -> Path:

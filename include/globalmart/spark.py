@@ -26,9 +26,11 @@ def base_conf(settings: Settings) -> dict[str, str]:
 
 def streaming_conf(settings: Settings) -> dict[str, str]:
     """Conf of the streaming apps: few shuffle partitions (each is a state store instance
-    committed every micro-batch), and state in RocksDB with changelog checkpointing."""
+    committed every micro-batch), FAIR scheduling between the apps of one application (each
+    app is a pool, see ``streaming.runner``), and state in RocksDB with changelog checkpointing."""
     conf = base_conf(settings) | {
         "spark.sql.shuffle.partitions": str(settings.streaming.shuffle_partitions),
+        "spark.scheduler.mode": "FAIR",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.ui.enabled": "false",
     }
@@ -48,7 +50,7 @@ def submit_options(settings: Settings, streaming: bool = False) -> dict:
     """
     return {
         "jars": ",".join(str(jar) for jar in settings.spark_jars),
-        "driver_memory": settings.spark.driver_memory,
+        "driver_memory": settings.streaming.driver_memory if streaming else settings.spark.driver_memory,
         "conf": streaming_conf(settings) if streaming else base_conf(settings),
     }
 

@@ -23,9 +23,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from globalmart.settings import Settings, Thresholds
-from globalmart.streaming.contracts import checked_records, valid_events
-from globalmart.streaming.runner import RunOptions, kafka_stream, run, start_sink_query
-from globalmart.streaming.sink import Alert, BatchContext, rows_of, upsert, write_alerts
+from globalmart.streaming.runner import RunOptions, run, start_sink_query, topic_events
+from globalmart.streaming.sink import Alert, BatchContext, upsert, write_alerts
 
 APP = "anomaly_detector"
 MINUTE = timedelta(minutes=1)
@@ -270,8 +269,7 @@ def detect(transactions: DataFrame, thresholds: Thresholds) -> DataFrame:
 
 
 def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
-    checked = checked_records(kafka_stream(spark, settings, ["transactions"]), settings)
-    transactions = valid_events(checked, settings, "transactions").withWatermark(
+    transactions = topic_events(spark, settings, "transactions").withWatermark(
         "event_time", f"{settings.streaming.anomaly_watermark_seconds} seconds"
     )
     return [start_sink_query(detect(transactions, settings.thresholds), settings, options, "rules",
@@ -279,7 +277,7 @@ def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(APP, start_queries, argv)
+    run(APP, {APP: start_queries}, argv)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,7 @@ from pyspark.sql import functions as F
 
 from globalmart.db import connect
 from globalmart.settings import Settings, Thresholds
-from globalmart.streaming.contracts import checked_records, valid_events
-from globalmart.streaming.runner import RunOptions, kafka_stream, run, start_sink_query
+from globalmart.streaming.runner import RunOptions, run, start_sink_query, topic_events
 from globalmart.streaming.sink import Alert, BatchContext, rows_of, write_alerts
 
 APP = "inventory_tracker"
@@ -150,14 +149,13 @@ def seed_stock_from_catalog(settings: Settings) -> int:
 
 def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
     seed_stock_from_catalog(settings)
-    checked = checked_records(kafka_stream(spark, settings, ["transactions", "inventory"]), settings)
-    movements = stock_movements(valid_events(checked, settings, "transactions"), valid_events(checked, settings, "inventory"))
+    movements = stock_movements(topic_events(spark, settings, "transactions"), topic_events(spark, settings, "inventory"))
     return [start_sink_query(movements, settings, options, "stock", apply_stock_changes(settings.thresholds),
                              output_mode="append", publishes_alerts=True)]
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(APP, start_queries, argv)
+    run(APP, {APP: start_queries}, argv)
 
 
 if __name__ == "__main__":

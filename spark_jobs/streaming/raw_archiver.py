@@ -72,7 +72,7 @@ def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(APP, start_queries, argv)
+    run(APP, {APP: start_queries}, argv)
 
 
 if __name__ == "__main__":

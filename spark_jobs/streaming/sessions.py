@@ -17,8 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from globalmart.settings import Settings, Thresholds
-from globalmart.streaming.contracts import checked_records, valid_events
-from globalmart.streaming.runner import RunOptions, kafka_stream, run, start_sink_query
+from globalmart.streaming.runner import RunOptions, run, start_sink_query, topic_events
 from globalmart.streaming.sink import Alert, BatchContext, rows_of, upsert, write_alerts
 
 APP = "sessions"
@@ -31,19 +30,17 @@ ABANDONMENT_COLUMNS = ("user_id", "cart_started_at", "last_activity_at", "abando
                        "cart_value", "categories", "session_ids")
 
 
-def activity(views: DataFrame, carts: DataFrame, transactions: DataFrame) -> DataFrame:
+def activity(views: DataFrame | None, carts: DataFrame, transactions: DataFrame) -> DataFrame:
     """Every shopper action as one row: user, time, kind (view, add, remove, update, checkout,
-    purchase), product, quantity, unit price, categories, value, country, session id."""
+    purchase), product, quantity, unit price, categories, value, country, session id.
+    Without ``views``, the cart activity alone (cart events and purchases)."""
     common = ["user_id", "event_time", "country", "session_id"]
-    return (
-        views.select(*common, F.lit("view").alias("kind"), "product_id", F.lit(None).cast("long").alias("quantity"),
-                     F.lit(None).cast("double").alias("unit_price"), F.array("category").alias("categories"),
-                     F.lit(None).cast("double").alias("value"))
-        .unionByName(carts.select(
+    cart_activity = (
+        carts.select(
             *common, F.col("action").alias("kind"), "product_id", "quantity", "unit_price",
             F.when(F.col("category").isNotNull(), F.array("category")).otherwise(F.array().cast("array<string>")).alias("categories"),
             F.col("cart_value").alias("value"),
-        ))
+        )
         .unionByName(transactions.select(
             *common, F.lit("purchase").alias("kind"), F.lit(None).cast("string").alias("product_id"),
             F.aggregate("items", F.lit(0).cast("long"), lambda n, item: n + item.quantity).alias("quantity"),
@@ -52,6 +49,13 @@ def activity(views: DataFrame, carts: DataFrame, transactions: DataFrame) -> Dat
             F.col("total_amount").alias("value"),
         ))
     )
+    if views is None:
+        return cart_activity
+    return views.select(
+        *common, F.lit("view").alias("kind"), "product_id", F.lit(None).cast("long").alias("quantity"),
+        F.lit(None).cast("double").alias("unit_price"), F.array("category").alias("categories"),
+        F.lit(None).cast("double").alias("value"),
+    ).unionByName(cart_activity)
 
 
 def _count(kind: str) -> Column:
@@ -59,7 +63,8 @@ def _count(kind: str) -> Column:
 
 
 def _categories(*kinds: str) -> Column:
-    return F.array_sort(F.array_distinct(F.flatten(F.collect_list(F.when(F.col("kind").isin(*kinds), F.col("categories"))))))
+    # a set of the events' category arrays: the session's state keeps each distinct one once
+    return F.array_sort(F.array_distinct(F.flatten(F.collect_set(F.when(F.col("kind").isin(*kinds), F.col("categories"))))))
 
 
 def sessions(activity_rows: DataFrame, gap_minutes: int) -> DataFrame:
@@ -204,27 +209,27 @@ def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
     t = settings.thresholds
     watermark = f"{settings.streaming.session_watermark_seconds} seconds"
 
-    def shopper_activity(topic_keys: list[str]) -> DataFrame:
-        checked = checked_records(kafka_stream(spark, settings, topic_keys), settings)
-        frames = {key: valid_events(checked, settings, key) for key in ("product_views", "cart_events", "transactions")}
-        if "product_views" not in topic_keys:  # same columns, no rows: the cart query reads no views
-            frames["product_views"] = frames["product_views"].where(F.lit(False))
-        return activity(frames["product_views"], frames["cart_events"], frames["transactions"]).withWatermark("event_time", watermark)
+    def shopper_activity(with_views: bool) -> DataFrame:
+        views = topic_events(spark, settings, "product_views") if with_views else None
+        carts, transactions = (topic_events(spark, settings, key) for key in ("cart_events", "transactions"))
+        return activity(views, carts, transactions).withWatermark("event_time", watermark)
 
     return [
         start_sink_query(
-            sessions(shopper_activity(["product_views", "cart_events", "transactions"]), t.session_timeout_minutes),
+            sessions(shopper_activity(with_views=True), t.session_timeout_minutes),
             settings, options, "sessions", write_sessions, output_mode="append",
+            trigger_seconds=settings.streaming.session_trigger_seconds,
         ),
         start_sink_query(
-            cart_abandonments(shopper_activity(["cart_events", "transactions"]), t.cart_abandonment_minutes),
+            cart_abandonments(shopper_activity(with_views=False), t.cart_abandonment_minutes),
             settings, options, "cart_abandonment", write_abandonments(t), output_mode="append", publishes_alerts=True,
+            trigger_seconds=settings.streaming.session_trigger_seconds,
         ),
     ]
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(APP, start_queries, argv)
+    run(APP, {APP: start_queries}, argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The five streaming apps, spark-submitted against the real broker and PostgreSQL.
 
 Generated traffic (with anomalies, and invalid records slipped past the generator) is
-processed with ``--available-now``; every mart must equal a recomputation from the input.
+processed with ``--available-now`` by all apps in one Spark application (the local default);
+every mart must equal a recomputation from the input. The kill-and-restart test runs one
+spark-submit per app, as on a cluster.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from globalmart.generator import service
 from globalmart.generator.publisher import Progress, run
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.kafka_admin import end_offsets
-from globalmart.streaming.launch import APPS, start_app, stop_app
+from globalmart.streaming.launch import APPS, start_all, start_app, stop_app
 from globalmart.streaming.sandbox import publish_closing_events
 from tests.kafka_helpers import produce_raw, read_all
 
@@ -35,13 +37,12 @@ def query(settings, statement, params=()):
 
 
 def run_apps(settings, tmp_path, apps=APPS, timeout=600):
-    processes = {app: start_app(settings, app, tmp_path / "checkpoints", tmp_path / "logs", available_now=True)
-                 for app in apps}
+    processes = start_all(settings, tmp_path / "checkpoints", tmp_path / "logs", apps=apps, available_now=True)
     try:
-        for app, process in processes.items():
+        for name, process in processes.items():
             code = process.wait(timeout)
-            log = (tmp_path / "logs" / f"{app}.log").read_text(errors="replace")
-            assert code == 0, f"{app} exited {code}:\n{log[-4000:]}"
+            log = (tmp_path / "logs" / f"{name}.log").read_text(errors="replace")
+            assert code == 0, f"{name} exited {code}:\n{log[-4000:]}"
     finally:
         for process in processes.values():
             stop_app(process, kill=True)
@@ -65,18 +66,20 @@ def line_total(tx) -> Decimal:
 
 
 def assert_sales_match(settings, transactions):
-    """Every minute's totals per country, and every product's units per hour."""
-    expected = defaultdict(lambda: [Decimal("0.00"), 0])
+    """Every minute's and every hour's totals per country, and every product's units per hour."""
+    expected = {"1m": defaultdict(lambda: [Decimal("0.00"), 0]), "1h": defaultdict(lambda: [Decimal("0.00"), 0])}
     products = defaultdict(int)
     for tx in transactions:
         minute = parse_time(tx["event_time"]).replace(second=0, microsecond=0)
-        expected[(minute, tx["country"])][0] += line_total(tx)
-        expected[(minute, tx["country"])][1] += 1
+        for granularity, window in (("1m", minute), ("1h", minute.replace(minute=0))):
+            expected[granularity][(window, tx["country"])][0] += line_total(tx)
+            expected[granularity][(window, tx["country"])][1] += 1
         for item in tx["items"]:
             products[(minute.replace(minute=0), item["product_id"])] += item["quantity"]
-    rows = query(settings, "SELECT window_start, country, revenue, transactions FROM sales_window_metrics "
-                           "WHERE granularity = '1m' AND category = 'ALL'")
-    assert {(w, c): [r, n] for w, c, r, n in rows} == dict(expected)
+    for granularity, totals in expected.items():
+        rows = query(settings, "SELECT window_start, country, revenue, transactions FROM sales_window_metrics "
+                               "WHERE granularity = %s AND category = 'ALL'", (granularity,))
+        assert {(w, c): [r, n] for w, c, r, n in rows} == dict(totals), granularity
     rows = query(settings, "SELECT window_start, product_id, units FROM product_window_sales WHERE granularity = '1h'")
     assert {(w, p): u for w, p, u in rows} == dict(products)
 

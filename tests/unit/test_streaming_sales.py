@@ -2,18 +2,17 @@
 
 from decimal import Decimal
 
-from pyspark.sql import functions as F
 
-from spark_jobs.streaming.sales_metrics import ALL_CATEGORIES, sales_facts, window_sales
+from spark_jobs.streaming.sales_metrics import ALL_CATEGORIES, minute_sales, sales_facts
 from tests.streaming_fixtures import TRANSACTION, at, transaction
 from tests.streaming_harness import run_stream
 
 PHONES, BOOKS = "Electronics > Phones", "Books > Fiction"
 
 
-def windows(spark, tmp_path, batches, granularity="1m", watermark="2 minutes"):
+def windows(spark, tmp_path, batches, watermark="2 minutes"):
     def build(transactions):
-        return window_sales(sales_facts(transactions.withWatermark("event_time", watermark)), granularity)
+        return minute_sales(sales_facts(transactions.withWatermark("event_time", watermark)))
 
     return run_stream(spark, tmp_path, {"transactions": (TRANSACTION, batches)}, build)
 
@@ -33,15 +32,6 @@ def test_totals_by_category_and_country_with_all_categories_row(spark, tmp_path)
     p1 = rows[("product", PHONES, "", "P1")]
     assert (p1["units"], p1["revenue"], p1["transactions"]) == (3, Decimal("30.30"), 2)
     assert {r["window_start"] for r in result.rows} == {at(10).replace(tzinfo=None)}
-
-
-def test_hour_windows_gather_the_minutes(spark, tmp_path):
-    batch = [transaction(at(10, m, 1), user=f"U{m}", lines=[("P1", PHONES, 1, 10.0)]) for m in (0, 15, 59)]
-    batch.append(transaction(at(11, 0, 1), user="U9", lines=[("P1", PHONES, 1, 10.0)]))
-    result = windows(spark, tmp_path, [batch], granularity="1h")
-    totals = {r["window_start"].hour: r["transactions"] for r in result.rows
-              if r["kind"] == "category" and r["category"] == ALL_CATEGORIES}
-    assert totals == {10: 3, 11: 1}
 
 
 def test_late_data_within_the_watermark_updates_its_window_later_data_is_counted(spark, tmp_path):

@@ -1,7 +1,9 @@
-"""Start the streaming apps as spark-submit processes (benchmarks, quality runs, tests).
+"""Start the streaming apps as spark-submit processes (benchmarks, quality runs, tests, the CLI).
 
-Each app runs in its own process group so that it can be stopped (SIGTERM) or killed
-(SIGKILL) whole: spark-submit, the driver JVM and its Python workers.
+A process hosts one app (``spark_jobs/streaming/<app>.py``) or several in one Spark
+application (``spark_jobs/streaming/all_apps.py``); ``settings.streaming.one_application``
+says which the platform uses. Each process runs in its own process group so that it can be
+stopped (SIGTERM) or killed (SIGKILL) whole: spark-submit, the driver JVM and its Python workers.
 """
 
 from __future__ import annotations
@@ -9,31 +11,58 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from globalmart.settings import Settings, env_overrides
 from globalmart.spark import submit_command, submit_environment
 
 APPS = ("sales_metrics", "anomaly_detector", "inventory_tracker", "sessions", "raw_archiver")
+ALL_APPS = "all_apps"
 
 
-def app_command(settings: Settings, app: str, checkpoint_dir: Path, available_now: bool = False) -> list[str]:
-    if app not in APPS:
-        raise ValueError(f"unknown streaming app {app!r}; one of {', '.join(APPS)}")
-    args = ["--checkpoint-dir", str(checkpoint_dir / app)] + (["--available-now"] if available_now else [])
-    return submit_command(settings, f"streaming/{app}.py", args)
+def process_name(apps: Sequence[str]) -> str:
+    return apps[0] if len(apps) == 1 else ALL_APPS
 
 
-def start_app(settings: Settings, app: str, checkpoint_dir: Path, log_dir: Path, available_now: bool = False) -> subprocess.Popen:
+def groups(settings: Settings, apps: Sequence[str] = APPS) -> list[tuple[str, ...]]:
+    """The apps each process hosts: all in one, or one each."""
+    return [tuple(apps)] if settings.streaming.one_application else [(app,) for app in apps]
+
+
+def app_command(settings: Settings, apps: Sequence[str], checkpoint_root: Path, available_now: bool = False) -> list[str]:
+    unknown = [app for app in apps if app not in APPS]
+    if unknown or not apps:
+        raise ValueError(f"unknown streaming apps {unknown}; choose from {', '.join(APPS)}")
+    args = ["--checkpoint-root", str(checkpoint_root)] + (["--available-now"] if available_now else [])
+    if len(apps) == 1:
+        return submit_command(settings, f"streaming/{apps[0]}.py", args)
+    return submit_command(settings, f"streaming/{ALL_APPS}.py", ["--apps", ",".join(apps), *args])
+
+
+def start_apps(settings: Settings, apps: Sequence[str], checkpoint_root: Path, log_dir: Path,
+               available_now: bool = False) -> subprocess.Popen:
+    """One spark-submit process hosting ``apps``; its output goes to ``<log_dir>/<name>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = open(log_dir / f"{app}.log", "ab")  # noqa: SIM115 - the child process owns it
+    log = open(log_dir / f"{process_name(apps)}.log", "ab")  # noqa: SIM115 - the child process owns it
     return subprocess.Popen(
-        app_command(settings, app, checkpoint_dir, available_now),
+        app_command(settings, apps, checkpoint_root, available_now),
         env={**os.environ, **submit_environment(settings), **env_overrides(settings)},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def start_app(settings: Settings, app: str, checkpoint_root: Path, log_dir: Path, available_now: bool = False) -> subprocess.Popen:
+    return start_apps(settings, [app], checkpoint_root, log_dir, available_now)
+
+
+def start_all(settings: Settings, checkpoint_root: Path, log_dir: Path, apps: Sequence[str] = APPS,
+              available_now: bool = False) -> dict[str, subprocess.Popen]:
+    """Every app, grouped into processes as the settings say: process name → process."""
+    return {process_name(group): start_apps(settings, group, checkpoint_root, log_dir, available_now)
+            for group in groups(settings, apps)}
 
 
 def _python_drivers(pid: int) -> list[int]:

@@ -1,10 +1,16 @@
 """What every streaming app shares: its Kafka source, its queries' sinks, progress, the main loop.
 
-An app is a spark-submit entry point whose ``main()`` hands ``run()`` a function that starts
-its streaming queries. ``run()`` records every micro-batch's progress in PostgreSQL
-(``stream_progress``, ``stream_status``: the supervisor's view), then waits. The first query
-to fail stops the others and the app exits non-zero, so a supervisor restarts it from the
-checkpoints. SIGTERM stops the queries between batches.
+An app is a spark-submit entry point whose ``main()`` hands ``run()`` the function that starts
+its streaming queries. ``run()`` can also host several apps in one Spark application
+(``spark_jobs/streaming/all_apps.py``): on a small machine one JVM and one Python worker pool
+for every query cost far less than one per app, and each app gets its own FAIR scheduler
+pool so that a slow app does not hold up the others' batches. Either way each app keeps its
+own checkpoints (``<checkpoint root>/<app>/``), so the two ways of running are interchangeable.
+
+``run()`` records every micro-batch's progress in PostgreSQL (``stream_progress``,
+``stream_status``: the supervisor's view), then waits. The first query to fail stops the
+others and the process exits non-zero, so a supervisor restarts it from the checkpoints.
+SIGTERM stops the queries between batches.
 """
 
 from __future__ import annotations
@@ -53,6 +59,16 @@ def kafka_stream(spark: SparkSession, settings: Settings, topic_keys: list[str])
     )
 
 
+def topic_events(spark: SparkSession, settings: Settings, topic_key: str) -> DataFrame:
+    """The valid events of one topic, from a Kafka source of that topic alone: a query that
+    needs several topics unions one source per topic, so each partition is scanned and
+    contract-checked once per micro-batch (branches filtered out of one shared source would
+    each scan all of it)."""
+    from globalmart.streaming.contracts import checked_records, valid_events
+
+    return valid_events(checked_records(kafka_stream(spark, settings, [topic_key]), settings), settings, topic_key)
+
+
 def start_sink_query(
     frame: DataFrame,
     settings: Settings,
@@ -80,12 +96,16 @@ def with_trigger(writer, options: RunOptions, seconds: float | None = None):
     return writer.trigger(processingTime=f"{seconds or options.trigger_seconds} seconds")
 
 
+def app_of(query_name: str) -> str:
+    """Query names are ``<app>.<part>``."""
+    return query_name.split(".", 1)[0]
+
+
 class ProgressRecorder(StreamingQueryListener):
     """Writes each query's progress and status to PostgreSQL as Spark reports it."""
 
-    def __init__(self, settings: Settings, app: str):
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.app = app
         self._conn = None
         self._lock = threading.Lock()
 
@@ -112,7 +132,7 @@ class ProgressRecorder(StreamingQueryListener):
                 last_batch_id = coalesce(EXCLUDED.last_batch_id, stream_status.last_batch_id),
                 last_seen_at = now(), error = EXCLUDED.error
             """,
-            (name, self.app, str(run_id), str(query_id), status, batch_id, error),
+            (name, app_of(name), str(run_id), str(query_id), status, batch_id, error),
         )
 
     def onQueryStarted(self, event) -> None:
@@ -135,7 +155,7 @@ class ProgressRecorder(StreamingQueryListener):
             ON CONFLICT DO NOTHING
             """,
             (
-                p.name, str(p.runId), p.batchId, self.app, str(p.id), p.timestamp, p.batchDuration,
+                p.name, str(p.runId), p.batchId, app_of(p.name), str(p.id), p.timestamp, p.batchDuration,
                 p.numInputRows, _finite(p.inputRowsPerSecond), _finite(p.processedRowsPerSecond),
                 (p.eventTime or {}).get("watermark"), state_rows, late,
                 offsets("startOffset"), offsets("endOffset"), offsets("latestOffset"), json.dumps(p.durationMs),
@@ -169,12 +189,12 @@ def _finite(value):
     return value if value is not None and value == value and abs(value) != float("inf") else None
 
 
-def streaming_session(app: str, settings: Settings) -> SparkSession:
-    """The app's SparkSession. Under spark-submit the platform's conf is already set
+def streaming_session(name: str, settings: Settings) -> SparkSession:
+    """The application's SparkSession. Under spark-submit the platform's conf is already set
     (``globalmart.spark.submit_options``); setting it again here keeps a plain ``python`` run equal."""
     from globalmart.spark import streaming_conf
 
-    builder = SparkSession.builder.appName(f"globalmart-{app}")
+    builder = SparkSession.builder.appName(f"globalmart-{name}")
     for key, value in streaming_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -182,32 +202,40 @@ def streaming_session(app: str, settings: Settings) -> SparkSession:
     return spark
 
 
-def parse_args(app: str, settings: Settings, argv: list[str] | None) -> RunOptions:
-    parser = argparse.ArgumentParser(prog=app, description=f"GlobalMart streaming app {app}")
+def parse_args(name: str, settings: Settings, argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=name, description=f"GlobalMart streaming: {name}")
     parser.add_argument(
-        "--checkpoint-dir", type=Path, default=settings.checkpoints_dir / app,
-        help="where the app's queries keep their checkpoints (default: <state dir>/checkpoints/<app>)",
+        "--checkpoint-root", type=Path, default=settings.checkpoints_dir,
+        help="each app keeps its queries' checkpoints in <root>/<app>/ (default: <state dir>/checkpoints)",
     )
     parser.add_argument("--available-now", action="store_true", help="process what the topics hold now, then stop")
-    args = parser.parse_args(argv)
-    return RunOptions(app, args.checkpoint_dir, args.available_now, settings.streaming.trigger_seconds)
+    return parser.parse_args(argv)
 
 
-def run(app: str, start_queries: Callable[[SparkSession, Settings, RunOptions], list[StreamingQuery]], argv=None) -> None:
-    """Run an app until it is stopped (SIGTERM/SIGINT) or one of its queries fails."""
+StartQueries = Callable[[SparkSession, Settings, RunOptions], list[StreamingQuery]]
+
+
+def run(name: str, apps: dict[str, StartQueries], argv=None) -> None:
+    """Run the queries of ``apps`` in one Spark application named ``name`` until it is stopped
+    (SIGTERM/SIGINT) or one of its queries fails."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    options = parse_args(app, settings, argv)
-    spark = streaming_session(app, settings)
-    spark.streams.addListener(ProgressRecorder(settings, app))
-    queries = start_queries(spark, settings, options)
-    log.info("%s: started %s", app, ", ".join(q.name for q in queries))
+    args = parse_args(name, settings, argv)
+    spark = streaming_session(name, settings)
+    spark.streams.addListener(ProgressRecorder(settings))
+    queries = []
+    for app, start_queries in apps.items():
+        # a query's stream thread inherits the local properties set when it starts
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", app)
+        options = RunOptions(app, args.checkpoint_root / app, args.available_now, settings.streaming.trigger_seconds)
+        queries += start_queries(spark, settings, options)
+    log.info("%s: started %s", name, ", ".join(q.name for q in queries))
 
     stopping = threading.Event()
 
     def request_stop(signum, _frame):
         # no Spark call in a signal handler: it would re-enter the py4j call the main thread is in
-        log.info("%s: signal %s, stopping queries after their current batch", app, signum)
+        log.info("%s: signal %s, stopping queries after their current batch", name, signum)
         stopping.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -215,7 +243,7 @@ def run(app: str, start_queries: Callable[[SparkSession, Settings, RunOptions], 
     failed = wait(spark, queries, stopping)
     spark.stop()
     if failed:
-        sys.exit(f"{app}: query {failed.name} failed: {failed.exception()}")
+        sys.exit(f"{name}: query {failed.name} failed: {failed.exception()}")
 
 
 def wait(spark: SparkSession, queries: list[StreamingQuery], stopping: threading.Event) -> StreamingQuery | None:

@@ -1,0 +1,36 @@
+"""How the streaming apps are grouped into spark-submit processes."""
+
+from pathlib import Path
+
+import pytest
+
+from globalmart.streaming.launch import ALL_APPS, APPS, app_command, groups
+
+
+def with_one_application(settings, value: bool):
+    return settings.model_copy(update={"streaming": settings.streaming.model_copy(update={"one_application": value})})
+
+
+def test_one_application_hosts_every_app_in_one_process(settings):
+    assert groups(with_one_application(settings, True)) == [APPS]
+    assert groups(with_one_application(settings, False)) == [(app,) for app in APPS]
+
+
+def test_a_process_of_several_apps_runs_all_apps_with_their_names(settings):
+    command = app_command(settings, ["sales_metrics", "sessions"], Path("/cp"), available_now=True)
+    script = command.index(next(arg for arg in command if arg.endswith(f"streaming/{ALL_APPS}.py")))
+    assert command[script + 1:] == ["--apps", "sales_metrics,sessions", "--checkpoint-root", "/cp", "--available-now"]
+    # the streaming conf goes with it: FAIR pools between the apps, the streaming driver memory
+    assert "spark.scheduler.mode=FAIR" in command
+    assert command[command.index("--driver-memory") + 1] == settings.streaming.driver_memory
+
+
+def test_a_process_of_one_app_runs_that_app(settings):
+    command = app_command(settings, ["inventory_tracker"], Path("/cp"))
+    assert command[-3:] == [command[-3], "--checkpoint-root", "/cp"]
+    assert command[-3].endswith("streaming/inventory_tracker.py")
+
+
+def test_unknown_apps_are_refused_by_name(settings):
+    with pytest.raises(ValueError, match="'nope'"):
+        app_command(settings, ["sales_metrics", "nope"], Path("/cp"))
