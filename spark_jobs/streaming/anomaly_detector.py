@@ -57,41 +57,51 @@ def _score_column(observed, threshold: float):
     return F.least(F.lit(1.0), F.greatest(F.lit(0.0), 1 - 0.5 * F.pow(F.lit(threshold) / observed, SCORE_EXPONENT)))
 
 
-def _one_transaction(frame: DataFrame, kind: str, observed, threshold: float, description) -> DataFrame:
-    """The anomaly row of each transaction of ``frame`` (all of them break the ``kind`` rule)."""
-    return frame.select(
-        F.concat(F.lit(f"{kind}:"), "transaction_id").alias("anomaly_id"),
-        F.lit(kind).alias("kind"),
-        "user_id",
-        "country",
-        F.array("transaction_id").alias("transaction_ids"),
-        F.col("event_time").alias("first_event_time"),
-        F.col("event_time").alias("last_event_time"),
-        F.col("total_amount").alias("amount"),
-        observed.cast("double").alias("observed"),
-        F.lit(float(threshold)).alias("threshold"),
-        _score_column(observed, threshold).alias("score"),
-        description.alias("description"),
-        F.col("kafka_timestamp").alias("last_received_at"),
-    )
-
-
 def single_transaction_anomalies(transactions: DataFrame, thresholds: Thresholds) -> DataFrame:
-    """High-value transactions and transactions with an unusually large line."""
+    """High-value transactions and transactions with an unusually large line.
+
+    Both rules are checked on one pass over the input (a transaction may break both): the
+    anomalies of a transaction are an array exploded once, where a union of two filtered
+    selects would scan and contract-check the Kafka source once per rule."""
     high, bulk = thresholds.high_value_transaction, thresholds.unusual_quantity
-    high_value = _one_transaction(
-        transactions.where(F.col("total_amount") > high), "high_value", F.col("total_amount"), high,
-        F.format_string("Transaction %s of $%,.2f is over the $%,.0f high-value threshold",
-                        "transaction_id", "total_amount", F.lit(high)),
+    biggest = F.array_max(F.transform("items", lambda item: F.struct(item.quantity.alias("q"), item.product_id.alias("p"))))
+
+    def rule(kind: str, breaks, observed, threshold: float, description):
+        return F.when(breaks, F.struct(
+            F.lit(kind).alias("kind"),
+            observed.cast("double").alias("observed"),
+            F.lit(float(threshold)).alias("threshold"),
+            _score_column(observed, threshold).alias("score"),
+            description.alias("description"),
+        ))
+
+    rules = F.array(
+        rule("high_value", F.col("total_amount") > high, F.col("total_amount"), high,
+             F.format_string("Transaction %s of $%,.2f is over the $%,.0f high-value threshold",
+                             "transaction_id", "total_amount", F.lit(high))),
+        rule("unusual_quantity", F.col("biggest.q") > bulk, F.col("biggest.q"), bulk,
+             F.format_string("Transaction %s has %d units of %s in one line (more than %d)",
+                             "transaction_id", "biggest.q", "biggest.p", F.lit(bulk))),
     )
-    biggest_line = F.array_max(F.transform("items", lambda item: F.struct(item.quantity.alias("q"), item.product_id.alias("p"))))
-    unusual = _one_transaction(
-        transactions.withColumn("biggest", biggest_line).where(F.col("biggest.q") > bulk), "unusual_quantity",
-        F.col("biggest.q"), bulk,
-        F.format_string("Transaction %s has %d units of %s in one line (more than %d)",
-                        "transaction_id", "biggest.q", "biggest.p", F.lit(bulk)),
+    return (
+        transactions.withColumn("biggest", biggest)
+        .select("*", F.explode(F.filter(rules, lambda broken: broken.isNotNull())).alias("anomaly"))
+        .select(
+            F.concat(F.col("anomaly.kind"), F.lit(":"), "transaction_id").alias("anomaly_id"),
+            "anomaly.kind",
+            "user_id",
+            "country",
+            F.array("transaction_id").alias("transaction_ids"),
+            F.col("event_time").alias("first_event_time"),
+            F.col("event_time").alias("last_event_time"),
+            F.col("total_amount").alias("amount"),
+            "anomaly.observed",
+            "anomaly.threshold",
+            "anomaly.score",
+            "anomaly.description",
+            F.col("kafka_timestamp").alias("last_received_at"),
+        )
     )
-    return high_value.unionByName(unusual)
 
 
 def rapid_fire_windows(transactions: DataFrame, thresholds: Thresholds) -> DataFrame:

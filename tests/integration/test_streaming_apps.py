@@ -2,8 +2,8 @@
 
 Generated traffic (with anomalies, and invalid records slipped past the generator) is
 processed with ``--available-now`` by all apps in one Spark application (the local default);
-every mart must equal a recomputation from the input. The kill-and-restart test runs one
-spark-submit per app, as on a cluster.
+every mart must equal a recomputation from the input, also after the application is killed
+mid-stream and restarted from its checkpoints.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from globalmart.generator import service
 from globalmart.generator.publisher import Progress, run
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.kafka_admin import end_offsets
-from globalmart.streaming.launch import APPS, start_all, start_app, stop_app
+from globalmart.streaming.launch import APPS, start_all, stop_app
 from globalmart.streaming.sandbox import publish_closing_events
 from tests.kafka_helpers import produce_raw, read_all
 
@@ -212,11 +212,11 @@ def test_killed_apps_resume_from_their_checkpoints_without_loss_or_duplicates(st
     generator.start()
     processes = {}
     try:
-        processes = {app: start_app(settings, app, checkpoints, logs) for app in apps}
+        processes = start_all(settings, checkpoints, logs, apps=apps)
         before = wait_for_commits(settings, {app: 3 for app in apps})
         for process in processes.values():
             assert stop_app(process, kill=True) == -signal.SIGKILL  # mid-stream: traffic keeps coming
-        processes = {app: start_app(settings, app, checkpoints, logs) for app in apps}
+        processes = start_all(settings, checkpoints, logs, apps=apps)
         after = wait_for_commits(settings, {app: before[app] + 3 for app in apps})  # each resumed
         stop.set()
         generator.join(60)

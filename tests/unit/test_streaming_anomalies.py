@@ -82,10 +82,12 @@ def test_single_transaction_rules(spark):
         transaction(at(10), user="rich", lines=[("P9", "Electronics > TVs", 2, 3000.0)], tx_id="T-big"),
         transaction(at(10), user="bulk", lines=[("P1", "Home > Kitchen", 14, 5.0)], tx_id="T-bulk"),
         transaction(at(10), user="plain", lines=[("P1", "Home > Kitchen", 10, 400.0)], tx_id="T-plain"),
+        transaction(at(10), user="both", lines=[("P2", "Home > Kitchen", 12, 500.0)], tx_id="T-both"),
     ]
-    found = {r["kind"]: r for r in single_transaction_anomalies(spark.createDataFrame(rows, TRANSACTION), T).collect()}
-    assert set(found) == {"high_value", "unusual_quantity"}
-    big, bulk = found["high_value"], found["unusual_quantity"]
+    found = {r["anomaly_id"]: r for r in single_transaction_anomalies(spark.createDataFrame(rows, TRANSACTION), T).collect()}
+    assert set(found) == {"high_value:T-big", "unusual_quantity:T-bulk", "high_value:T-both", "unusual_quantity:T-both"}
+    assert {r["kind"] for r in found.values() if r["user_id"] == "both"} == {"high_value", "unusual_quantity"}
+    big, bulk = found["high_value:T-big"], found["unusual_quantity:T-bulk"]
     assert big["transaction_ids"] == ["T-big"] and big["observed"] == 6000.0
     assert big["description"] == "Transaction T-big of $6,000.00 is over the $5,000 high-value threshold"
     assert bulk["transaction_ids"] == ["T-bulk"] and bulk["observed"] == 14.0

@@ -2,7 +2,8 @@
 
 Each micro-batch is written in one PostgreSQL transaction that also inserts the batch's row
 into ``stream_commits`` (query name, checkpoint id, batch id). Spark replays a batch after a
-crash with the same id and the same offsets; the replay finds the row and writes nothing.
+crash with the same id and the same offsets; the replay finds the row and writes nothing
+(the batch still runs into Spark's ``noop`` sink, so that its state stores commit).
 Upserts are additionally keyed, so even an unguarded replay would not duplicate rows.
 
 Alerts are rows of the ``alerts`` table written in that same transaction; after the commit
@@ -135,6 +136,9 @@ class ExactlyOnceSink:
         conn = self._connection()
         try:
             if self._committed(conn, context):
+                # the batch still runs, writing nothing: its stateful operators must commit their
+                # state for this batch id, or Spark fails the query
+                batch.write.format("noop").mode("overwrite").save()
                 log.info("%s batch %s was committed before: replay skipped", self.query_name, batch_id)
             else:
                 started = time.perf_counter()
