@@ -249,13 +249,20 @@ class PerformanceWeights(BaseModel):
 
 
 class WarehouseSettings(BaseModel):
-    """The daily batch: RFM look-back, moving-average windows, product score weights."""
+    """The daily batch: RFM look-back, moving-average windows, product score weights, quality gates."""
 
     rfm_lookback_days: int = Field(365, ge=1)
     daily_moving_average_days: int = Field(7, ge=1)
     weekly_moving_average_weeks: int = Field(4, ge=1)
     monthly_moving_average_months: int = Field(3, ge=1)
     performance_weights: PerformanceWeights = PerformanceWeights()
+    # raw gate: a day's transactions must number within these multiples of the daily average
+    # of the preceding ``volume_trailing_days`` days that have data
+    volume_trailing_days: int = Field(7, ge=1)
+    volume_min_ratio: float = Field(0.5, ge=0)
+    volume_max_ratio: float = Field(2.0, gt=0)
+    # validation runs listed on the Data Docs index page (each build re-reads every listed one)
+    data_docs_index_runs: int = Field(100, ge=1)
 
     @property
     def moving_average_periods(self) -> dict[str, int]:
@@ -303,6 +310,11 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def great_expectations_dir(self) -> Path:
+        """Validation results and Data Docs of the daily batch's quality gates."""
+        return self.state_dir / "great_expectations"
 
     @property
     def secrets_file(self) -> Path:
