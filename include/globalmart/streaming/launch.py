@@ -54,10 +54,6 @@ def start_apps(settings: Settings, apps: Sequence[str], checkpoint_root: Path, l
     )
 
 
-def start_app(settings: Settings, app: str, checkpoint_root: Path, log_dir: Path, available_now: bool = False) -> subprocess.Popen:
-    return start_apps(settings, [app], checkpoint_root, log_dir, available_now)
-
-
 def start_all(settings: Settings, checkpoint_root: Path, log_dir: Path, apps: Sequence[str] = APPS,
               available_now: bool = False) -> dict[str, subprocess.Popen]:
     """Every app, grouped into processes as the settings say: process name → process."""
