@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from globalmart.settings import Settings, get_settings
+from globalmart.streaming.contracts import checked_records, valid_events
 from globalmart.streaming.sink import BatchHandler, ExactlyOnceSink
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,6 @@ def topic_events(spark: SparkSession, settings: Settings, topic_key: str) -> Dat
     needs several topics unions one source per topic, so each partition is scanned and
     contract-checked once per micro-batch (branches filtered out of one shared source would
     each scan all of it)."""
-    from globalmart.streaming.contracts import checked_records, valid_events
-
     return valid_events(checked_records(kafka_stream(spark, settings, [topic_key]), settings), settings, topic_key)
 
 
