@@ -119,6 +119,17 @@ class AlertingSettings(BaseModel):
     # more emails than this due in one poll are sent as one digest
     digest_threshold: int = Field(5, ge=1)
     digest_rows_per_kind: int = Field(50, ge=1)  # a longer group of a digest ends with "and N more"
+    # the alerts DAG's own consumer of the alerts topic: it commits only after the emails are sent
+    kafka_conn_id: str = "kafka_default"
+    consumer_group: str = "globalmart-alerts-notifier"
+    max_alerts_per_batch: int = Field(1000, ge=1)  # one notify() call; a run loops until the topic is drained
+    # the AssetWatcher's connection: its own group, auto-commit off (the shared-stream trigger insists)
+    watcher_conn_id: str = "kafka_alerts_watcher"
+    watcher_group: str = "globalmart-alerts-watcher"
+    # safety net: the DAG also runs this often, so an alert is emailed even if a wake-up never came
+    catch_up_cron: str = "*/10 * * * *"
+    # Airflow Variable (JSON object of the fields above) that overrides them at run time
+    variable: str = "globalmart_alerting"
 
 
 class AirflowSettings(BaseModel):
@@ -159,11 +170,32 @@ class StreamingSettings(BaseModel):
     shuffle_partitions: int = Field(2, ge=1)  # fixed into each checkpoint when it is created
     # how late an event may arrive and still update its window / session / user state
     sales_watermark_seconds: int = Field(120, ge=0)
-    anomaly_watermark_seconds: int = Field(60, ge=0)
+    # how late a purchase may arrive (behind the newest) and still join its rapid-fire burst
+    rapid_fire_lateness_seconds: int = Field(60, ge=0)
     session_watermark_seconds: int = Field(120, ge=0)
     top_products: int = Field(10, ge=1)  # products ranked per sales window
-    # state of the session and rapid-fire windows lives in RocksDB, not on the JVM heap
+    # state of the session windows lives in RocksDB, not on the JVM heap
     rocksdb_state_store: bool = True
+
+
+class SupervisionSettings(BaseModel):
+    """How the streaming_pipeline DAG supervises the streaming apps: health thresholds, restarts."""
+
+    check_interval_seconds: float = Field(10.0, gt=0)  # how often a supervising trigger polls
+    # no heartbeat (stream_status) for this long: the app is down. An idle query reports every
+    # 10 s, a busy one after each batch; an app whose trigger is slower gets 3 triggers
+    heartbeat_timeout_seconds: float = Field(120.0, gt=0)
+    # input waiting and no batch completed for this long: stalled (at least 3 triggers)
+    stall_seconds: float = Field(300.0, gt=0)
+    max_lag_records: int = Field(100_000, ge=0)  # Kafka records behind the high-water marks: lagging
+    # a dead app is restarted by its task's retries: exponential backoff from this delay
+    restart_retries: int = Field(10, ge=2)
+    restart_delay_seconds: float = Field(10.0, gt=0)
+    max_restart_delay_seconds: float = Field(600.0, gt=0)
+    # a stop (DAG run stopped, restart button) waits this long for the apps to stop between
+    # batches before killing them; Airflow kills the task 5 s after asking it to stop
+    stop_timeout_seconds: float = Field(4.0, gt=0, lt=5)
+    restart_wait_seconds: float = Field(300.0, gt=0)  # the restart button waits this long for fresh progress
 
 
 class Thresholds(BaseModel):
@@ -263,6 +295,13 @@ class WarehouseSettings(BaseModel):
     volume_max_ratio: float = Field(2.0, gt=0)
     # validation runs listed on the Data Docs index page (each build re-reads every listed one)
     data_docs_index_runs: int = Field(100, ge=1)
+    # the daily_batch DAG runs at this local time of ``schedule_timezone`` for the previous
+    # day, and emails when a run is not done by ``deadline_hour`` (same timezone)
+    schedule_timezone: str = "UTC"
+    schedule_hour: int = Field(2, ge=0, le=23)
+    deadline_hour: int = Field(6, ge=1, le=24)
+    # documents per MongoDB write of the publish step
+    publish_batch_size: int = Field(10_000, ge=1)
 
     @property
     def moving_average_periods(self) -> dict[str, int]:
@@ -281,6 +320,8 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     # the data lake (raw events as Parquet); <state_dir>/lake unless set
     lake_dir: Path = Field(default_factory=lambda data: data["state_dir"] / "lake")
+    # the daily batch's staging area (write-audit-publish): <warehouse_dir>/staging/<day>/<table>
+    warehouse_dir: Path = Field(default_factory=lambda data: data["state_dir"] / "warehouse")
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
     mongo: MongoSettings = MongoSettings()
@@ -292,6 +333,7 @@ class Settings(BaseSettings):
     catalog: Catalog = Catalog()
     generator: GeneratorSettings = GeneratorSettings()
     streaming: StreamingSettings = StreamingSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
 
     @property
@@ -328,6 +370,8 @@ def env_overrides(settings: Settings) -> dict[str, str]:
            for key, field in KafkaSettings.model_fields.items() if field.annotation is TopicSpec}
     env[f"{ENV_PREFIX}POSTGRES__DATABASE"] = settings.postgres.database
     env[f"{ENV_PREFIX}LAKE_DIR"] = str(settings.lake_dir)
+    env[f"{ENV_PREFIX}WAREHOUSE_DIR"] = str(settings.warehouse_dir)
+    env[f"{ENV_PREFIX}MONGO__DATABASE"] = settings.mongo.database
     return env
 
 

@@ -1,4 +1,4 @@
-"""Anomaly rules: single-transaction rules, rapid-fire sliding windows joined into bursts."""
+"""Anomaly rules: single-transaction rules, rapid-fire windows over recent purchases joined into bursts."""
 
 import pytest
 
@@ -9,18 +9,18 @@ from spark_jobs.streaming.anomaly_detector import (
     burst_record,
     bursts_from_windows,
     continue_recorded,
-    rapid_fire_windows,
-    single_transaction_anomalies,
+    flagged_windows,
+    purchases_with_rule_hits,
+    single_transaction_records,
 )
 from tests.streaming_fixtures import TRANSACTION, at, transaction
-from tests.streaming_harness import run_stream
 
 T = Thresholds()
 CHEAP = ("P1", "Home > Kitchen", 1, 20.0)
 
 
-def purchase(seconds, amount=20.0, tx=None):
-    return {"transaction_id": tx or f"T{seconds}", "event_time": at(10, 0, seconds), "amount": amount,
+def purchase(seconds, amount=20.0, tx=None, user="U1"):
+    return {"transaction_id": tx or f"T{seconds}", "user_id": user, "event_time": at(10, 0, seconds), "amount": amount,
             "country": "USA", "received_at": at(10, 0, seconds)}
 
 
@@ -84,32 +84,51 @@ def test_single_transaction_rules(spark):
         transaction(at(10), user="plain", lines=[("P1", "Home > Kitchen", 10, 400.0)], tx_id="T-plain"),
         transaction(at(10), user="both", lines=[("P2", "Home > Kitchen", 12, 500.0)], tx_id="T-both"),
     ]
-    found = {r["anomaly_id"]: r for r in single_transaction_anomalies(spark.createDataFrame(rows, TRANSACTION), T).collect()}
+    purchases = [r.asDict(recursive=True) for r in purchases_with_rule_hits(spark.createDataFrame(rows, TRANSACTION), T).collect()]
+    assert {p["transaction_id"] for p in purchases} == {"T-big", "T-bulk", "T-plain", "T-both"}  # every purchase, for rapid fire
+    found = {r["anomaly_id"]: r for r in single_transaction_records(purchases)}
     assert set(found) == {"high_value:T-big", "unusual_quantity:T-bulk", "high_value:T-both", "unusual_quantity:T-both"}
     assert {r["kind"] for r in found.values() if r["user_id"] == "both"} == {"high_value", "unusual_quantity"}
     big, bulk = found["high_value:T-big"], found["unusual_quantity:T-bulk"]
-    assert big["transaction_ids"] == ["T-big"] and big["observed"] == 6000.0
+    assert big["transaction_ids"] == ["T-big"] and big["observed"] == 6000.0 and big["amount"] == 6000.0
     assert big["description"] == "Transaction T-big of $6,000.00 is over the $5,000 high-value threshold"
     assert bulk["transaction_ids"] == ["T-bulk"] and bulk["observed"] == 14.0
     assert "14 units of P1" in bulk["description"]
     assert big["score"] == pytest.approx(anomaly_score(6000, 5000))
 
 
-def test_rapid_fire_windows_flag_bursts_only(spark, tmp_path):
-    burst = [transaction(at(10, 0, s), user="fast", lines=[CHEAP], tx_id=f"F{s}") for s in range(0, 50, 10)]
-    calm = [transaction(at(10, 0, s), user="calm", lines=[CHEAP]) for s in (0, 16, 32, 48)]  # four a minute
-    spender = [transaction(at(10, m), user="spender", lines=[("P7", "Electronics > TVs", 1, 3500.0)], tx_id=f"S{m}")
-               for m in (0, 1, 3)]
-    whale = [transaction(at(10, 2), user="whale", lines=[("P8", "Electronics > TVs", 4, 3000.0)])]  # high value only
+def flagged_by(purchases, new=None):
+    windows = flagged_windows(purchases, {p["transaction_id"] for p in (new or purchases)}, T)
+    return {(w["kind"], w["user_id"]) for w in windows}, windows
 
-    def build(transactions):
-        return rapid_fire_windows(transactions.withWatermark("event_time", "1 minute"), T)
 
-    result = run_stream(spark, tmp_path, {"transactions": (TRANSACTION, [burst[:3] + calm + spender[:2], burst[3:] + spender[2:] + whale])}, build)
-    flagged = {(r["kind"], r["user_id"]) for r in result.rows}
+def test_rapid_fire_flags_bursts_only():
+    fast = [purchase(s, tx=f"F{s}", user="fast") for s in range(0, 50, 10)]
+    calm = [purchase(s, tx=f"C{s}", user="calm") for s in (0, 16, 32, 48, 64, 80)]  # six, but never five in a minute
+    spender = [purchase(m * 60, 3500.0, tx=f"S{m}", user="spender") for m in (0, 1, 3)]
+    whale = [purchase(120, 12_000.0, tx="W", user="whale")]  # one transaction: high value, not rapid fire
+    flagged, windows = flagged_by(fast + calm + spender + whale)
     assert flagged == {("rapid_fire_count", "fast"), ("rapid_fire_amount", "spender")}
-    bursts = bursts_from_windows(result.rows)
+    bursts = bursts_from_windows(windows)
     assert sorted(sorted(b.purchases) for b in bursts) == [["F0", "F10", "F20", "F30", "F40"], ["S0", "S1", "S3"]]
+
+
+def test_any_minute_is_exact_at_the_edges():
+    within = [purchase(s, tx=f"A{s}") for s in (0, 15, 30, 45, 59)]  # 59 s apart: inside one minute
+    apart = [purchase(s, tx=f"B{s}", user="U2") for s in (0, 15, 30, 45, 60)]  # 60 s apart: not
+    assert flagged_by(within + apart)[0] == {("rapid_fire_count", "U1")}
+
+
+def test_only_windows_with_a_new_purchase_are_flagged():
+    """The burst's first four arrived in an earlier batch; the fifth, in this one, completes it,
+    and a burst long recorded is not flagged again by an unrelated purchase."""
+    old_burst = [purchase(s, tx=f"O{s}") for s in range(0, 50, 10)]
+    later = purchase(400, tx="L")
+    assert flagged_by(old_burst + [later], new=[later])[0] == set()
+    first_four, fifth = old_burst[:4], old_burst[4]
+    flagged, windows = flagged_by(old_burst, new=[fifth])
+    assert flagged == {("rapid_fire_count", "U1")}
+    assert {p["transaction_id"] for w in windows for p in w["purchases"]} == {p["transaction_id"] for p in first_four + [fifth]}
 
 
 def test_alerts_only_at_or_above_the_alert_score():
