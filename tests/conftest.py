@@ -57,13 +57,17 @@ def spark(settings):
 
 @pytest.fixture(scope="session")
 def platform(settings):
-    """The local platform: reused when already up, otherwise started here and stopped after."""
+    """The local platform: reused when already up, otherwise started here and stopped after.
+
+    Only a session that started the supervisor stops it: a service that is briefly down (a test
+    restarting the triggerer, a slow health check) is started again, never a reason to stop a
+    platform someone else is using."""
     from globalmart.platform import launcher
     from globalmart.platform.supervisor import Supervisor
 
-    already_up = Supervisor(settings).is_running() and launcher.status(settings)
-    if not already_up:
-        launcher.up(settings)
+    supervisor_was_running = Supervisor(settings).is_running()
+    if not (supervisor_was_running and launcher.status(settings)):
+        launcher.up(settings)  # starts only what is missing, then waits until every service answers
     yield settings
-    if not already_up:
+    if not supervisor_was_running:
         launcher.down(settings)
