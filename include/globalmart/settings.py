@@ -167,6 +167,10 @@ class StreamingSettings(BaseModel):
     # trigger would buy no freshness, only per-batch cost taken from the 1-second marts
     session_trigger_seconds: float = Field(30.0, gt=0)
     max_offsets_per_trigger: int = Field(500_000, ge=1)  # bounds a catch-up batch after downtime
+    # a Kafka partition's share of a batch is split into Spark tasks of at most this many records:
+    # the 30 s and 60 s apps' big batches then leave a core free every second or so for the 1 s
+    # marts (the FAIR scheduler does not preempt a running task)
+    max_records_per_task: int = Field(20_000, ge=1)
     shuffle_partitions: int = Field(2, ge=1)  # fixed into each checkpoint when it is created
     # how late an event may arrive and still update its window / session / user state
     sales_watermark_seconds: int = Field(120, ge=0)

@@ -56,6 +56,7 @@ def kafka_stream(spark: SparkSession, settings: Settings, topic_keys: list[str])
         .option("subscribe", ",".join(getattr(settings.kafka, key).name for key in topic_keys))
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", settings.streaming.max_offsets_per_trigger)
+        .option("maxRecordsPerPartition", settings.streaming.max_records_per_task)
         .load()
     )
 
