@@ -26,6 +26,17 @@ def connections(settings: Settings) -> dict[str, dict]:
             "conn_type": "kafka",
             "extra": {"bootstrap.servers": settings.kafka.bootstrap_servers},
         },
+        # the alerts DAG's AssetWatcher: the provider's shared-stream trigger commits only after the
+        # asset event is stored, and refuses a connection with auto-commit on
+        settings.alerting.watcher_conn_id: {
+            "conn_type": "kafka",
+            "extra": {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "group.id": settings.alerting.watcher_group,
+                "enable.auto.commit": "false",
+                "auto.offset.reset": "latest",
+            },
+        },
         "spark_default": {"conn_type": "spark", "host": settings.spark.master},
         "postgres_default": {
             "conn_type": "postgres",

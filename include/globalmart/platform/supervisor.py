@@ -134,6 +134,11 @@ class Supervisor:
         if self.state(name) not in ("RUNNING", "STARTING"):
             self.rpc.startProcess(name, True)
 
+    def stop(self, name: str) -> None:
+        """Stop one service (its stop signal, then SIGKILL after its stop wait); returns when it is down."""
+        if self.state(name) in ("RUNNING", "STARTING", "BACKOFF"):
+            self.rpc.stopProcess(name, True)
+
     def shutdown(self) -> None:
         self.rpc.stopAllProcesses(True)
         self.rpc.shutdown()
