@@ -196,8 +196,8 @@ class SupervisionSettings(BaseModel):
     restart_retries: int = Field(10, ge=2)
     restart_delay_seconds: float = Field(10.0, gt=0)
     max_restart_delay_seconds: float = Field(600.0, gt=0)
-    # a stop (DAG run stopped, restart button) waits this long for the apps to stop between
-    # batches before killing them; Airflow kills the task 5 s after asking it to stop
+    # a stop (DAG run stopped, restart button) waits this long for the apps to stop before
+    # killing them; Airflow kills the task 5 s after asking it to stop
     stop_timeout_seconds: float = Field(4.0, gt=0, lt=5)
     restart_wait_seconds: float = Field(300.0, gt=0)  # the restart button waits this long for fresh progress
 

@@ -30,14 +30,24 @@ def groups(settings: Settings, apps: Sequence[str] = APPS) -> list[tuple[str, ..
     return [tuple(apps)] if settings.streaming.one_application else [(app,) for app in apps]
 
 
-def app_command(settings: Settings, apps: Sequence[str], checkpoint_root: Path, available_now: bool = False) -> list[str]:
+def entry_point(apps: Sequence[str], checkpoint_root: Path, available_now: bool = False) -> tuple[str, list[str]]:
+    """(the spark-submit application under ``spark_jobs/``, its arguments) of a process hosting ``apps``."""
     unknown = [app for app in apps if app not in APPS]
     if unknown or not apps:
         raise ValueError(f"unknown streaming apps {unknown}; choose from {', '.join(APPS)}")
     args = ["--checkpoint-root", str(checkpoint_root)] + (["--available-now"] if available_now else [])
     if len(apps) == 1:
-        return submit_command(settings, f"streaming/{apps[0]}.py", args)
-    return submit_command(settings, f"streaming/{ALL_APPS}.py", ["--apps", ",".join(apps), *args])
+        return f"streaming/{apps[0]}.py", args
+    return f"streaming/{ALL_APPS}.py", ["--apps", ",".join(apps), *args]
+
+
+def app_command(settings: Settings, apps: Sequence[str], checkpoint_root: Path, available_now: bool = False) -> list[str]:
+    return submit_command(settings, *entry_point(apps, checkpoint_root, available_now))
+
+
+def group_of(settings: Settings, app: str) -> tuple[str, ...]:
+    """The apps hosted in one process with ``app`` (itself included)."""
+    return next(group for group in groups(settings) if app in group)
 
 
 def start_apps(settings: Settings, apps: Sequence[str], checkpoint_root: Path, log_dir: Path,
@@ -61,13 +71,15 @@ def start_all(settings: Settings, checkpoint_root: Path, log_dir: Path, apps: Se
             for group in groups(settings, apps)}
 
 
-def _python_drivers(pid: int) -> list[int]:
-    """The Python processes spark-submit (``pid``) started: the app's driver."""
+def python_drivers(pid: int) -> list[int]:
+    """The Python processes spark-submit (``pid``) started as the app's driver (not the pool of
+    Python workers, ``pyspark.daemon``, that the JVM also starts: a signal there fails a batch)."""
     drivers = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and "python" in (stat.parent / "comm").read_text():
+            if (int(fields[1]) == pid and "python" in (stat.parent / "comm").read_text()
+                    and b"pyspark.daemon" not in (stat.parent / "cmdline").read_bytes()):
                 drivers.append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
@@ -78,7 +90,7 @@ def stop_app(process: subprocess.Popen, kill: bool = False, timeout: float = 60)
     """Stop an app: gracefully by default (SIGTERM to the Python driver, which stops its queries
     between batches and exits; spark-submit then exits 0), or SIGKILL its whole process group."""
     if process.poll() is None:
-        drivers = [] if kill else _python_drivers(process.pid)
+        drivers = [] if kill else python_drivers(process.pid)
         try:
             if drivers:
                 for pid in drivers:
