@@ -1,35 +1,37 @@
 """Sales metrics: revenue, transactions, units and average order value by category × country,
 and every product's sales, in event-time tumbling windows of one minute and one hour.
 
-One query keeps the minute windows in Spark state, in update mode: a window's row is rewritten
-with its full totals each time an event (also a late one, within the watermark) changes it.
-Events later than the watermark are dropped by Spark and counted in ``stream_progress``
-(``late_rows_dropped``, per hour in the ``late_events_hourly`` view).
+The Spark query keeps no state. Each micro-batch's sales are summed per minute window in Spark
+and added to the window's row in PostgreSQL, in the batch's exactly-once transaction: every
+figure is a sum, so adding a batch's part is the same as rewriting the window with its full
+totals, and ``stream_commits`` makes each batch count once. Keeping the windows in Spark state
+(update mode) cost about 12 s of Spark a micro-batch at 500 events/s on this machine; a
+stateless batch costs a fraction of that.
 
-Every figure is a sum (transactions, units, revenue; the average order value is their
-ratio), so an hour is exactly the sum of its minutes: the hours a batch touched are rolled up
-from their minute rows in SQL, in the batch's transaction. A second Spark query for hours
-would scan, check and aggregate the same input again for the same numbers.
+The watermark is Spark's, kept in PostgreSQL (``stream_watermarks``): a batch accepts events whose
+window ends after the newest event time committed before it minus ``streaming.sales_watermark_seconds``.
+Later events are turned away and counted (``late_events``, per hour in ``late_events_hourly``).
+The hours a batch touched are rolled up from their minute rows in SQL, in the same transaction.
 """
 
 from __future__ import annotations
 
+from contextlib import closing
+from datetime import datetime, timedelta
+
+import psycopg2
 import pyarrow.compute as pc
+from psycopg2.extras import execute_values
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from globalmart.settings import Settings
 from globalmart.streaming.runner import RunOptions, run, start_sink_query, topic_events
-from globalmart.streaming.sink import BatchContext, rows_of, upsert
+from globalmart.streaming.sink import PAGE_ROWS, BatchContext, rows_of
 
 APP = "sales_metrics"
 ALL_CATEGORIES = "ALL"  # the category of each country's totals
 MONEY = "decimal(14,2)"
-
-SALES_COLUMNS = ("granularity", "window_start", "window_end", "category", "country", "revenue", "transactions",
-                 "units", "avg_order_value", "last_received_at")
-PRODUCT_COLUMNS = ("granularity", "window_start", "window_end", "product_id", "category", "units", "revenue", "transactions")
-
 
 FACT = "struct<kind:string,category:string,country:string,product_id:string,revenue:decimal(22,2),units:bigint>"
 
@@ -75,23 +77,27 @@ def sales_facts(transactions: DataFrame) -> DataFrame:
     )
 
 
-def minute_sales(facts: DataFrame) -> DataFrame:
-    """Totals per one-minute tumbling window; needs a watermark on event_time."""
+def minute_sales(facts: DataFrame, watermark: datetime | None) -> DataFrame:
+    """One batch's totals per one-minute tumbling window, with ``late``: true for the totals of
+    events whose window ended at or before ``watermark`` (Spark's rule; none when it is None),
+    which are counted, not added."""
+    late = F.col("window.end") <= F.lit(watermark) if watermark is not None else F.lit(False)
     return (
-        facts.groupBy(F.window("event_time", "1 minute"), "kind", "category", "country", "product_id")
+        facts.withColumn("window", F.window("event_time", "1 minute"))
+        .groupBy("window", "kind", "category", "country", "product_id", late.alias("late"))
         .agg(
             F.sum("revenue").cast(MONEY).alias("revenue"),
             F.count(F.lit(1)).cast("int").alias("transactions"),
             F.sum("units").cast("int").alias("units"),
             F.max("kafka_timestamp").alias("last_received_at"),
+            F.max("event_time").alias("max_event_time"),
         )
         .select(
             F.lit("1m").alias("granularity"),
             F.col("window.start").alias("window_start"),
             F.col("window.end").alias("window_end"),
-            "kind", "category", "country", "product_id", "revenue", "transactions", "units",
-            F.round(F.col("revenue") / F.col("transactions"), 2).cast("decimal(12,2)").alias("avg_order_value"),
-            "last_received_at",
+            "kind", "category", "country", "product_id", "late", "revenue", "transactions", "units",
+            "last_received_at", "max_event_time",
         )
     )
 
@@ -136,30 +142,86 @@ ON CONFLICT (granularity, window_start, product_id) DO UPDATE SET
 """
 
 
-def write_window_sales(batch: DataFrame, _context: BatchContext):
-    table = batch.toArrow()
-    category_rows = table.filter(pc.equal(table["kind"], "category"))
-    product_rows = table.filter(pc.equal(table["kind"], "product"))
+# a batch's part of a window is added to what the window already holds
+ADD_CATEGORY_MINUTES = """
+INSERT INTO sales_window_metrics AS m (granularity, window_start, window_end, category, country, revenue,
+                                       transactions, units, avg_order_value, last_received_at)
+SELECT granularity, window_start, window_end, category, country, revenue, transactions, units,
+       round(revenue / transactions, 2), last_received_at
+FROM (VALUES %s) AS batch (granularity, window_start, window_end, category, country, revenue, transactions, units,
+                           last_received_at)
+ON CONFLICT (granularity, window_start, category, country) DO UPDATE SET
+    revenue = m.revenue + EXCLUDED.revenue, transactions = m.transactions + EXCLUDED.transactions,
+    units = m.units + EXCLUDED.units,
+    avg_order_value = round((m.revenue + EXCLUDED.revenue) / (m.transactions + EXCLUDED.transactions), 2),
+    last_received_at = greatest(m.last_received_at, EXCLUDED.last_received_at), updated_at = clock_timestamp()
+"""
+ADD_PRODUCT_MINUTES = """
+INSERT INTO product_window_sales AS p (granularity, window_start, window_end, product_id, category, units, revenue,
+                                       transactions)
+VALUES %s
+ON CONFLICT (granularity, window_start, product_id) DO UPDATE SET
+    units = p.units + EXCLUDED.units, revenue = p.revenue + EXCLUDED.revenue,
+    transactions = p.transactions + EXCLUDED.transactions, updated_at = clock_timestamp()
+"""
+ADVANCE_WATERMARK = """
+INSERT INTO stream_watermarks AS w (query_name, checkpoint_id, max_event_time) VALUES (%s, %s, %s)
+ON CONFLICT (query_name, checkpoint_id) DO UPDATE SET max_event_time = greatest(w.max_event_time, EXCLUDED.max_event_time)
+"""
+COUNT_LATE = """
+INSERT INTO late_events AS l (query_name, app, hour, late_rows) VALUES (%s, %s, date_trunc('hour', clock_timestamp()), %s)
+ON CONFLICT (query_name, hour) DO UPDATE SET late_rows = l.late_rows + EXCLUDED.late_rows
+"""
+MINUTE_COLUMNS = ("granularity", "window_start", "window_end", "category", "country", "revenue", "transactions", "units",
+                  "last_received_at")
+PRODUCT_MINUTE_COLUMNS = ("granularity", "window_start", "window_end", "product_id", "category", "units", "revenue",
+                          "transactions")
 
-    def write(cur) -> int:
-        written = upsert(cur, "sales_window_metrics", SALES_COLUMNS, rows_of(category_rows, SALES_COLUMNS),
-                         key=("granularity", "window_start", "category", "country"))
-        written += upsert(cur, "product_window_sales", PRODUCT_COLUMNS, rows_of(product_rows, PRODUCT_COLUMNS),
-                          key=("granularity", "window_start", "product_id"))
-        cur.execute(ROLL_UP_CATEGORY_HOURS, [category_rows.column(name).to_pylist()
-                                             for name in ("window_start", "category", "country")])
-        written += cur.rowcount
-        cur.execute(ROLL_UP_PRODUCT_HOURS, [product_rows.column(name).to_pylist() for name in ("window_start", "product_id")])
-        return written + cur.rowcount
 
-    return write
+def committed_watermark(settings: Settings, context: BatchContext) -> datetime | None:
+    """The watermark of this batch: the newest event time committed before it, minus the lateness."""
+    with closing(psycopg2.connect(settings.postgres.dsn())) as conn, conn.cursor() as cur:
+        cur.execute("SELECT max_event_time FROM stream_watermarks WHERE query_name = %s AND checkpoint_id = %s",
+                    (context.query_name, context.checkpoint_id))
+        row = cur.fetchone()
+    return row[0] - timedelta(seconds=settings.streaming.sales_watermark_seconds) if row else None
+
+
+def write_window_sales(settings: Settings):
+    def handle(batch: DataFrame, context: BatchContext):
+        table = minute_sales(batch, committed_watermark(settings, context)).toArrow()
+        on_time = table.filter(pc.invert(table["late"]))
+        late = table.filter(table["late"])
+        category_rows = on_time.filter(pc.equal(on_time["kind"], "category"))
+        product_rows = on_time.filter(pc.equal(on_time["kind"], "product"))
+        # a late transaction's rows: one per category it touches, its ALL row and one per line;
+        # its ALL row counts it once
+        late_transactions = pc.sum(late.filter(pc.equal(late["category"], ALL_CATEGORIES))["transactions"]).as_py() or 0
+        newest = pc.max(table["max_event_time"]).as_py() if table.num_rows else None
+
+        def write(cur) -> int:
+            execute_values(cur, ADD_CATEGORY_MINUTES, rows_of(category_rows, MINUTE_COLUMNS), page_size=PAGE_ROWS)
+            execute_values(cur, ADD_PRODUCT_MINUTES, rows_of(product_rows, PRODUCT_MINUTE_COLUMNS), page_size=PAGE_ROWS)
+            written = category_rows.num_rows + product_rows.num_rows
+            cur.execute(ROLL_UP_CATEGORY_HOURS, [category_rows.column(name).to_pylist()
+                                                 for name in ("window_start", "category", "country")])
+            written += cur.rowcount
+            cur.execute(ROLL_UP_PRODUCT_HOURS, [product_rows.column(name).to_pylist() for name in ("window_start", "product_id")])
+            written += cur.rowcount
+            if newest is not None:
+                cur.execute(ADVANCE_WATERMARK, (context.query_name, context.checkpoint_id, newest))
+            if late_transactions:
+                cur.execute(COUNT_LATE, (context.query_name, context.app, late_transactions))
+            return written
+
+        return write
+
+    return handle
 
 
 def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
-    transactions = topic_events(spark, settings, "transactions").withWatermark(
-        "event_time", f"{settings.streaming.sales_watermark_seconds} seconds"
-    )
-    return [start_sink_query(minute_sales(sales_facts(transactions)), settings, options, "windows", write_window_sales)]
+    facts = sales_facts(topic_events(spark, settings, "transactions"))
+    return [start_sink_query(facts, settings, options, "windows", write_window_sales(settings), output_mode="append")]
 
 
 def main(argv: list[str] | None = None) -> None:

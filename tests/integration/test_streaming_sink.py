@@ -9,6 +9,9 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from globalmart import db
 from globalmart.streaming.sink import ExactlyOnceSink
+from spark_jobs.streaming.sales_metrics import ALL_CATEGORIES, sales_facts, write_window_sales
+from tests.streaming_fixtures import TRANSACTION, at, transaction
+from tests.streaming_harness import _json_default
 
 SCHEMA = StructType([StructField("key", StringType()), StructField("n", LongType())])
 
@@ -57,3 +60,52 @@ def test_a_replayed_batch_writes_nothing_and_its_state_still_commits(stream_env,
     with db.connect(settings) as conn, conn.cursor() as cur:
         cur.execute("SELECT batch_id FROM stream_commits WHERE query_name = 'test.counts' ORDER BY 1")
         assert [row[0] for row in cur.fetchall()] == [0, 1, 2]
+
+
+def test_sales_add_each_batch_once_and_turn_events_later_than_the_watermark_away(stream_env, spark, tmp_path):
+    """Windows are sums kept in PostgreSQL: each batch adds its part, in its exactly-once
+    transaction; the watermark (2 minutes behind the newest committed event) closes windows."""
+    settings = stream_env
+    sink = ExactlyOnceSink(settings, "sales_metrics", "sales_metrics.windows", write_window_sales(settings))
+    source, checkpoint = tmp_path / "in", tmp_path / "checkpoint"
+    source.mkdir()
+
+    def run_batch(index: int, time, user: str) -> None:
+        row = transaction(time, user=user, lines=[("P1", "Electronics > Phones", 1, 10.0)])
+        (source / f"batch-{index}.json").write_text(json.dumps(row, default=_json_default) + "\n")
+        facts = sales_facts(spark.readStream.schema(TRANSACTION).option("maxFilesPerTrigger", 1).json(str(source)))
+        query = (facts.writeStream.foreachBatch(sink).option("checkpointLocation", str(checkpoint))
+                 .trigger(availableNow=True).start())
+        query.awaitTermination(120)
+        assert query.exception() is None, query.exception()
+
+    for index, (time, user) in enumerate([
+        (at(10, 0, 30), "A"),
+        (at(10, 2, 0), "B"),
+        (at(10, 0, 50), "C"),  # late, but its window (10:00-10:01) is still open: added
+        (at(10, 6, 0), "E"),
+        (at(10, 7, 0), "F"),
+        (at(10, 0, 40), "D"),  # window 10:00 closed long ago: turned away, and counted
+    ]):
+        run_batch(index, time, user)
+    # a crash after the sink's PostgreSQL commit, before Spark's commit log: the replay adds nothing
+    for entry in ("5", ".5.crc"):
+        (checkpoint / "commits" / entry).unlink()
+    run_batch(6, at(10, 7, 10), "G")
+
+    with db.connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT granularity, window_start, transactions, revenue, units FROM sales_window_metrics "
+                    "WHERE category = %s AND country = 'USA' ORDER BY 1, 2", (ALL_CATEGORIES,))
+        windows = {(g, start.astimezone(at(10).tzinfo).strftime("%H:%M")): (n, float(revenue), units)
+                   for g, start, n, revenue, units in cur.fetchall()}
+        cur.execute("SELECT sum(late_rows) FROM late_events WHERE query_name = 'sales_metrics.windows'")
+        late = cur.fetchone()[0]
+        cur.execute("SELECT units FROM product_window_sales WHERE granularity = '1h' AND product_id = 'P1'")
+        product_hour = cur.fetchone()[0]
+    assert windows == {
+        ("1h", "10:00"): (6, 60.0, 6),  # A, B, C, E, F, G; D was late
+        ("1m", "10:00"): (2, 20.0, 2), ("1m", "10:02"): (1, 10.0, 1), ("1m", "10:06"): (1, 10.0, 1),
+        ("1m", "10:07"): (2, 20.0, 2),
+    }
+    assert late == 1
+    assert product_hour == 6
