@@ -1,0 +1,134 @@
+"""The daily 02:00 batch: the lake's previous day → a gated star-schema warehouse in MongoDB."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk import DAG, Param, task
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+from airflow.timetables.trigger import CronTriggerTimetable
+from globalmart_quality_gates import QualityGateSparkSubmitOperator
+
+from globalmart.dag_defaults import default_args
+from globalmart.settings import get_settings
+from globalmart.spark import application, submit_options
+from globalmart.warehouse.schedule import deadline_after_start
+
+settings = get_settings()
+warehouse = settings.warehouse
+BATCH_JOB = "batch/daily_batch.py"
+START = "{{ ti.xcom_pull(task_ids='plan_days')['start'] }}"
+END = "{{ ti.xcom_pull(task_ids='plan_days')['end'] }}"
+
+
+def spark_step(step: str, **kwargs) -> dict:
+    """Arguments of one step's spark-submit over the run's days."""
+    return {
+        "task_id": step, "conn_id": "spark_default", "application": application(BATCH_JOB),
+        "name": f"daily_batch.{step}", "application_args": [step, "--start", START, "--end", END],
+        **submit_options(settings), **kwargs,
+    }
+
+
+with DAG(
+    dag_id="daily_batch",
+    schedule=CronTriggerTimetable(f"0 {warehouse.schedule_hour} * * *", timezone=warehouse.schedule_timezone),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(settings),
+    tags=["warehouse", "batch", "spark", "mongodb", "great_expectations"],
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=deadline_after_start(warehouse),
+        callback=AsyncCallback(SmtpNotifier, kwargs={
+            "to": settings.alerting.recipients,
+            "from_email": settings.smtp.sender,
+            "smtp_conn_id": settings.alerting.smtp_conn_id,
+            "subject": f"{settings.alerting.subject_prefix} daily_batch is late: not done "
+                       f"{deadline_after_start(warehouse)} after its start",
+            "html_content": "<p>The daily batch run {{ dag_run.run_id }} has not finished by its deadline "
+                            f"({warehouse.deadline_hour:02d}:00 {warehouse.schedule_timezone} for the scheduled run). "
+                            "Analysts' warehouse is not yet current: check the run in the Airflow UI.</p>",
+        }),
+    ),
+    params={
+        "start_date": Param(None, type=["null", "string"], format="date",
+                            description="First day to process (YYYY-MM-DD). Empty with end_date empty: the day "
+                                        "before the run's date (what the 02:00 schedule does)."),
+        "end_date": Param(None, type=["null", "string"], format="date",
+                          description="Last day to process, inclusive (YYYY-MM-DD). Empty: start_date only. "
+                                      "A range re-runs or backfills every day in it; today is refused."),
+    },
+    doc_md=f"""
+### Daily batch (02:00 {warehouse.schedule_timezone})
+
+Builds the analysts' warehouse in MongoDB (`{settings.mongo.database}`) from the lake's raw
+events, behind two Great Expectations gates (write-audit-publish). A scheduled run processes
+the previous day; **Trigger** with `start_date` / `end_date` to run or re-run any past days.
+
+1. **plan_days** — the days of this run.
+2. **gate_raw** — the raw-day gate on each day: schema, ids not null and unique, amounts ≥ 0,
+   totals equal their lines within a cent, known countries and payment methods, event times
+   inside the day, volume within {warehouse.volume_min_ratio}–{warehouse.volume_max_ratio}× the trailing
+   {warehouse.volume_trailing_days}-day average. A failure stops the run before any ETL.
+3. **etl** — `fact_sales` (line items) and `dim_date`, `dim_customer`, `dim_product`,
+   `dim_geography`, `dim_payment_method` into the staging area.
+4. **rfm** — `customer_rfm` per analysis date over {warehouse.rfm_lookback_days} days (quintile
+   scores, named segments).
+5. **product_performance** — units, revenue, views, conversion, cart adds, rank in category, score.
+6. **sales_trends** — daily, weekly, monthly series with growth and moving averages.
+7. **gate_outputs** — facts reconcile with the raw day, no orphan keys, RFM scores and segments valid.
+8. **publish** — replaces each day's data in MongoDB (idempotent: a re-run leaves the same data).
+9. **notify** — emails what was published.
+
+A failed gate fails the run without retries, leaves the published warehouse untouched and
+emails the failing expectations with the path of the Data Docs built for the run. A run not
+done by {warehouse.deadline_hour:02d}:00 triggers a late-run email (Airflow deadline alert).
+Each Spark step is a `spark-submit` (`spark_default`); its log shows rows staged per table.
+""",
+) as dag:
+
+    @task
+    def plan_days(params: dict | None = None, logical_date=None, dag_run=None) -> dict:
+        from datetime import UTC
+
+        from globalmart.warehouse.schedule import days_to_process
+
+        # a run triggered through the API may have no logical date: it counts from when it was due
+        moment = logical_date or dag_run.run_after
+        first, last = days_to_process(params, moment, warehouse.schedule_timezone, datetime.now(UTC))
+        print(f"processing {first} to {last}")
+        return {"start": first.isoformat(), "end": last.isoformat()}
+
+    gate_raw = QualityGateSparkSubmitOperator(gate="raw_day", start=START, end=END, **spark_step("gate_raw"))
+    etl = SparkSubmitOperator(**spark_step("etl"))
+    rfm = SparkSubmitOperator(**spark_step("rfm"))
+    product_performance = SparkSubmitOperator(**spark_step("products", task_id="product_performance"))
+    sales_trends = SparkSubmitOperator(**spark_step("trends", task_id="sales_trends"))
+    gate_outputs = QualityGateSparkSubmitOperator(gate="outputs", start=START, end=END, **spark_step("gate_outputs"))
+
+    @task
+    def publish(days: dict) -> dict:
+        from airflow.providers.mongo.hooks.mongo import MongoHook
+
+        from globalmart.warehouse.publish import publish as publish_days
+        from globalmart.warehouse.sources import days_between
+
+        client = MongoHook(mongo_conn_id="mongo_default").get_conn()
+        days_range = days_between(datetime.fromisoformat(days["start"]).date(), datetime.fromisoformat(days["end"]).date())
+        return publish_days(client[settings.mongo.database], settings, days_range)
+
+    @task
+    def notify(published: dict) -> str:
+        from globalmart.warehouse.emails import send_published
+
+        return send_published(published, settings).subject
+
+    days = plan_days()
+    published = publish(days)
+    days >> gate_raw >> etl >> rfm >> product_performance >> sales_trends >> gate_outputs >> published
+    notify(published)

@@ -1,0 +1,111 @@
+"""The daily batch's emails: a gate that blocked publishing, and a run's summary.
+
+A blocked run's email lists every failing expectation (dataset, column, what was expected,
+what was found, example rows) and points to the Data Docs page built for that run. Both are
+sent like every alert email (:func:`globalmart.alerting.delivery.send`: the provider's SMTP
+hook, ``alerting.recipients``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jinja2 import Environment, StrictUndefined
+
+from globalmart.alerting.delivery import send
+from globalmart.alerting.rendering import RenderedEmail
+from globalmart.settings import Settings
+
+GATE_TITLES = {"raw_day": "raw-day", "outputs": "output"}
+
+_html = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_text = Environment(autoescape=False, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+BLOCKED_HTML = """\
+<html><body style="font-family: sans-serif">
+<h2 style="color: #b42318">Daily batch blocked: the {{ title }} gate failed</h2>
+<p>Nothing was published for {{ days }}: the warehouse in MongoDB is unchanged.
+Fix the data (or the expectation) and re-run the <code>daily_batch</code> DAG for these dates.</p>
+{% for result in results %}
+<h3>{{ result.day }}: {{ result.failures | length }} of {{ result.evaluated }} expectations failed</h3>
+<ul>
+{% for failure in result.failures %}
+  <li><code>{{ failure }}</code></li>
+{% endfor %}
+</ul>
+<p>Data Docs: <a href="file://{{ result.docs_index }}">{{ result.docs_index }}</a></p>
+{% endfor %}
+</body></html>
+"""
+
+BLOCKED_TEXT = """\
+Daily batch blocked: the {{ title }} gate failed
+
+Nothing was published for {{ days }}: the warehouse in MongoDB is unchanged.
+Fix the data (or the expectation) and re-run the daily_batch DAG for these dates.
+{% for result in results %}
+
+{{ result.day }}: {{ result.failures | length }} of {{ result.evaluated }} expectations failed
+{% for failure in result.failures %}
+- {{ failure }}
+{% endfor %}
+Data Docs: {{ result.docs_index }}
+{% endfor %}
+"""
+
+PUBLISHED_HTML = """\
+<html><body style="font-family: sans-serif">
+<h2>Daily batch published {{ days }}</h2>
+<table cellpadding="4" style="border-collapse: collapse">
+<tr><th align="left">day</th>{% for table in tables %}<th align="right">{{ table }}</th>{% endfor %}</tr>
+{% for day, counts in published %}
+<tr><td>{{ day }}</td>{% for table in tables %}<td align="right">{{ "{:,}".format(counts[table]) }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+</body></html>
+"""
+
+PUBLISHED_TEXT = """\
+Daily batch published {{ days }}
+{% for day, counts in published %}
+{{ day }}: {% for table in tables %}{{ table }} {{ "{:,}".format(counts[table]) }}{{ ", " if not loop.last }}{% endfor %}
+
+{% endfor %}
+"""
+
+
+def _days(days: Sequence[str]) -> str:
+    days = sorted(days)
+    return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]} ({len(days)} days)"
+
+
+def render_blocked(results: Sequence[dict], settings: Settings) -> RenderedEmail:
+    """``results``: the failed gate results (as saved by ``sources.save_gate_result``) of one gate."""
+    gate = results[0]["gate"]
+    failed = sum(len(result["failures"]) for result in results)
+    context = {"title": GATE_TITLES.get(gate, gate), "days": _days([r["day"] for r in results]), "results": results}
+    subject = (f"{settings.alerting.subject_prefix} Daily batch blocked: {context['title']} gate failed for "
+               f"{context['days']} ({failed} failed expectations)")
+    return RenderedEmail(subject=subject, html=_html.from_string(BLOCKED_HTML).render(context),
+                         text=_text.from_string(BLOCKED_TEXT).render(context))
+
+
+def render_published(published: dict[str, dict[str, int]], settings: Settings) -> RenderedEmail:
+    """``published``: day → table → documents published."""
+    tables = sorted({table for counts in published.values() for table in counts})
+    context = {"days": _days(list(published)), "published": sorted(published.items()), "tables": tables}
+    subject = f"{settings.alerting.subject_prefix} Daily batch published {context['days']}"
+    return RenderedEmail(subject=subject, html=_html.from_string(PUBLISHED_HTML).render(context),
+                         text=_text.from_string(PUBLISHED_TEXT).render(context))
+
+
+def send_blocked(results: Sequence[dict], settings: Settings) -> RenderedEmail:
+    email = render_blocked(results, settings)
+    send(email, settings)
+    return email
+
+
+def send_published(published: dict[str, dict[str, int]], settings: Settings) -> RenderedEmail:
+    email = render_published(published, settings)
+    send(email, settings)
+    return email

@@ -1,0 +1,193 @@
+"""Publish: copy a day's audited staging area into the MongoDB warehouse, idempotently.
+
+Only a day whose output gate passed after its tables were staged is published (the gate's
+saved result is checked here too, not only by the DAG's order). Per table:
+
+- facts and day-keyed tables (``fact_sales`` by ``date_key``, ``customer_rfm`` by
+  ``analysis_date``, ``product_performance`` by ``date``, ``sales_trends`` by granularity and
+  period start) replace the day's slice: delete it, insert the staged documents;
+- dimensions merge by key: new keys are inserted, a stored document is replaced only when
+  merging changes it (``dim_customer`` keeps the earliest ``first_seen``, the latest
+  ``last_seen`` and that latest transaction's country, so the order days are loaded in does
+  not matter); the rest take the staged attributes.
+
+Every document has a deterministic ``_id``, so loading a day twice leaves the same data.
+
+Written with pymongo bulk writes (``insert_many`` unordered, batches of
+``warehouse.publish_batch_size``): the staged Parquet is read with pyarrow without a Spark
+session, and on FerretDB a bulk insert is ~30× faster than upserts document by document.
+FerretDB 1.x has no Decimal128, so money is stored as doubles rounded to the cent; dates are
+stored as UTC midnights.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime, time as clock, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from pymongo import ASCENDING, DESCENDING, ReplaceOne
+from pymongo.database import Database
+
+from globalmart.settings import Settings
+from globalmart.warehouse import sources
+
+log = logging.getLogger(__name__)
+
+Document = dict
+
+
+class NotAudited(RuntimeError):
+    """The day's staged tables have not passed the output gate since they were staged."""
+
+
+def day_start(day: date) -> datetime:
+    """How a date is stored: its UTC midnight (naive, as pymongo returns it)."""
+    return datetime.combine(day, clock())
+
+
+def _trend_periods(day: date) -> list[Document]:
+    """The sales-trend periods that contain ``day`` (the ones its run stages)."""
+    starts = {"daily": day, "weekly": day - timedelta(days=day.weekday()), "monthly": day.replace(day=1)}
+    return [{"granularity": granularity, "period_start": day_start(start)} for granularity, start in starts.items()]
+
+
+# day-keyed tables: the _id of a document, and the filters selecting a day's slice
+SLICED: dict[str, tuple[Callable[[Document], str], Callable[[date], list[Document]]]] = {
+    sources.FACT_SALES: (lambda d: f"{d['transaction_id']}:{d['line_number']}",
+                         lambda day: [{"date_key": int(day.strftime("%Y%m%d"))}]),
+    sources.CUSTOMER_RFM: (lambda d: f"{d['analysis_date']:%Y-%m-%d}:{d['user_id']}",
+                           lambda day: [{"analysis_date": day_start(day)}]),
+    sources.PRODUCT_PERFORMANCE: (lambda d: f"{d['date']:%Y-%m-%d}:{d['product_id']}",
+                                  lambda day: [{"date": day_start(day)}]),
+    sources.SALES_TRENDS: (lambda d: f"{d['granularity']}:{d['period_start']:%Y-%m-%d}:{d['country']}:{d['category']}",
+                           _trend_periods),
+}
+DIMENSION_KEYS = {
+    "dim_date": "date_key", "dim_customer": "customer_key", "dim_product": "product_key",
+    "dim_geography": "country", "dim_payment_method": "payment_method",
+}
+
+# the API's queries: a day's sales by product, customer, country; a segment on a date; a
+# category's ranking on a day; a series of trends
+INDEXES: dict[str, list[list[tuple[str, int]]]] = {
+    sources.FACT_SALES: [[("date_key", ASCENDING)], [("product_key", ASCENDING), ("date_key", ASCENDING)],
+                         [("customer_key", ASCENDING), ("date_key", ASCENDING)],
+                         [("country", ASCENDING), ("date_key", ASCENDING)]],
+    sources.CUSTOMER_RFM: [[("analysis_date", ASCENDING), ("rfm_segment", ASCENDING)],
+                           [("user_id", ASCENDING), ("analysis_date", ASCENDING)]],
+    sources.PRODUCT_PERFORMANCE: [[("date", ASCENDING), ("category", ASCENDING), ("rank_in_category", ASCENDING)],
+                                  [("date", ASCENDING), ("performance_score", DESCENDING)],
+                                  [("product_id", ASCENDING), ("date", ASCENDING)]],
+    sources.SALES_TRENDS: [[("granularity", ASCENDING), ("country", ASCENDING), ("category", ASCENDING),
+                            ("period_start", ASCENDING)]],
+    "dim_customer": [[("country", ASCENDING)]],
+    "dim_product": [[("category", ASCENDING)]],
+}
+
+
+def _mongo_ready(table: pa.Table) -> pa.Table:
+    """Arrow types MongoDB stores: decimals → doubles, dates → UTC midnights, timestamps → ms (naive UTC)."""
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_decimal(field.type):
+            column = pc.round(pc.cast(column, pa.float64()), 2)
+        elif pa.types.is_date(field.type):
+            column = pc.cast(pc.cast(column, pa.date64()), pa.timestamp("ms"))
+        elif pa.types.is_timestamp(field.type):
+            column = pc.cast(column, pa.timestamp("ms", tz=field.type.tz), safe=False).cast(pa.timestamp("ms"))
+        columns.append(column)
+    return pa.table(columns, names=table.schema.names)
+
+
+def staged_documents(settings: Settings, day: date, table: str, batch_size: int) -> Iterator[list[Document]]:
+    """The staged rows of ``table`` as MongoDB documents, ``batch_size`` at a time."""
+    dataset = ds.dataset(str(sources.staged_path(settings, day, table)), format="parquet")
+    for batch in dataset.to_batches(batch_size=batch_size):
+        if batch.num_rows:
+            yield _mongo_ready(pa.Table.from_batches([batch])).to_pylist()
+
+
+def check_audited(settings: Settings, day: date) -> None:
+    result = sources.load_gate_result(settings, day, sources.OUTPUT_GATE)
+    gate_file = sources.gate_result_path(settings, day, sources.OUTPUT_GATE)
+    if result is None or not result["success"]:
+        raise NotAudited(f"{day}: the output gate has not passed ({gate_file}); run gate_outputs first")
+    staged_at = max((sources.staged_path(settings, day, t) / "_SUCCESS").stat().st_mtime for t in sources.TABLES)
+    if staged_at > gate_file.stat().st_mtime:
+        raise NotAudited(f"{day}: tables were staged again after the output gate passed; run gate_outputs again")
+
+
+def ensure_indexes(database: Database) -> None:
+    for table, indexes in INDEXES.items():
+        for keys in indexes:
+            database[table].create_index(keys)
+
+
+def _replace_slice(database: Database, table: str, day: date, documents: Iterator[list[Document]]) -> int:
+    """Delete the day's slice, then insert the staged documents (unordered)."""
+    make_id, slices = SLICED[table]
+    for selection in slices(day):
+        database[table].delete_many(selection)
+    written = 0
+    for batch in documents:
+        for document in batch:
+            document["_id"] = make_id(document)
+        database[table].insert_many(batch, ordered=False)
+        written += len(batch)
+    return written
+
+
+def merge_customer(stored: Document, staged: Document) -> Document:
+    """One customer seen on several days: earliest first_seen, latest last_seen and its country."""
+    latest = staged if staged["last_seen"] >= stored["last_seen"] else stored
+    return {**stored, "first_seen": min(stored["first_seen"], staged["first_seen"]),
+            "last_seen": latest["last_seen"], "country": latest["country"]}
+
+
+def _merge_dimension(database: Database, table: str, _day: date, documents: Iterator[list[Document]]) -> int:
+    key = DIMENSION_KEYS[table]
+    merge = merge_customer if table == "dim_customer" else (lambda _stored, staged: staged)
+    written = 0
+    for batch in documents:
+        for document in batch:
+            document["_id"] = document[key]
+        stored = {d["_id"]: d for d in database[table].find({"_id": {"$in": [d["_id"] for d in batch]}})}
+        new = [d for d in batch if d["_id"] not in stored]
+        changed = [merged for d in batch if d["_id"] in stored
+                   for merged in [merge(stored[d["_id"]], d)] if merged != stored[d["_id"]]]
+        if new:
+            database[table].insert_many(new, ordered=False)
+        if changed:
+            database[table].bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in changed], ordered=False)
+        written += len(new) + len(changed)
+    return written
+
+
+def publish_day(database: Database, settings: Settings, day: date) -> dict[str, int]:
+    """Copy ``day``'s staged tables into ``database``; table → documents inserted or changed."""
+    check_audited(settings, day)
+    size = settings.warehouse.publish_batch_size
+    counts = {}
+    # dimensions first: a reader never sees a fact whose dimension row is missing
+    for table in (*sources.DIMENSIONS, sources.FACT_SALES, sources.CUSTOMER_RFM, sources.PRODUCT_PERFORMANCE,
+                  sources.SALES_TRENDS):
+        started = time.monotonic()
+        documents = staged_documents(settings, day, table, size)
+        write = _merge_dimension if table in DIMENSION_KEYS else _replace_slice
+        counts[table] = write(database, table, day, documents)
+        log.info("%s %s: %d documents written (%.1f s)", day, table, counts[table], time.monotonic() - started)
+    return counts
+
+
+def publish(database: Database, settings: Settings, days: Sequence[date]) -> dict[str, dict[str, int]]:
+    """Publish each day (every one must have passed the output gate first); day → table → documents."""
+    for day in days:
+        check_audited(settings, day)
+    ensure_indexes(database)
+    return {day.isoformat(): publish_day(database, settings, day) for day in days}
+

@@ -1,0 +1,170 @@
+"""The daily batch's Spark steps, each over one or more days (a backfill), in DAG order:
+
+1. ``gate_raw``: the raw-day gate on each day of the lake; a failure stops the run before any ETL;
+2. ``etl``: ``fact_sales`` and the dimensions into staging;
+3. ``rfm``: ``customer_rfm`` per analysis date (each day), over ``warehouse.rfm_lookback_days``;
+4. ``products``: ``product_performance`` of each day;
+5. ``trends``: the ``sales_trends`` periods (day, its week, its month) that contain each day,
+   from every day of them in the lake;
+6. ``gate_outputs``: the output gate on each day's staged tables.
+
+The raw gate of a day empties its staging area first. A failed gate saves its results there, emails the failing expectations and
+the Data Docs path (:mod:`globalmart.warehouse.emails`), and raises ``GateFailed``: nothing is
+published. Every step overwrites what it stages, so re-running one is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+
+from dateutil.relativedelta import relativedelta
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from globalmart.settings import Settings
+from globalmart.warehouse import sources
+from globalmart.warehouse.products import product_performance
+from globalmart.warehouse.rfm import customer_rfm
+from globalmart.warehouse.star import dim_customer, dim_date, dim_geography, dim_payment_method, dim_product, fact_sales
+from globalmart.warehouse.trends import sales_trends
+
+log = logging.getLogger(__name__)
+
+RAW_TOPICS = ("transactions", "product_views", "cart_events")
+
+
+class GateFailed(RuntimeError):
+    """A quality gate failed: the run stops and nothing is published."""
+
+
+def _gate(gate: str, days: Sequence[date], validate: Callable[[date], object], settings: Settings) -> None:
+    """Validate each day, save every result, and on any failure email them all and raise."""
+    from globalmart.warehouse.emails import send_blocked
+
+    failed = []
+    for day in days:
+        result = validate(day)
+        sources.save_gate_result(settings, result)
+        if not result.success:
+            failed.append(sources.load_gate_result(settings, day, gate))
+    if failed:
+        send_blocked(failed, settings)
+        summary = "; ".join(f"{r['day']}: {len(r['failures'])} failed" for r in failed)
+        raise GateFailed(f"{gate} gate failed ({summary}); failing expectations emailed to "
+                         f"{', '.join(settings.alerting.recipients)}, Data Docs: {failed[0]['docs_index']}")
+
+
+def gate_raw(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
+    from globalmart.quality_gates import trailing_daily_average, validate_raw_day
+    from globalmart.quality_gates.gates import RAW_DAY_GATE
+
+    warehouse = settings.warehouse
+
+    def validate(day: date):
+        # a run of the day starts from an empty staging area: nothing audited earlier survives
+        shutil.rmtree(sources.staging_dir(settings, day), ignore_errors=True)
+        raw = {topic: sources.read_lake(spark, settings, topic, day, day) for topic in RAW_TOPICS}
+        history = sources.read_lake(spark, settings, "transactions", day - timedelta(days=warehouse.volume_trailing_days),
+                                    day - timedelta(days=1), columns=["event_date"])
+        trailing = trailing_daily_average(history, day, warehouse.volume_trailing_days)
+        log.info("raw gate %s: trailing daily average %s transactions", day,
+                 "none (no history)" if trailing is None else f"{trailing:,.0f}")
+        return validate_raw_day(day, raw["transactions"], raw["product_views"], raw["cart_events"], trailing, settings)
+
+    _gate(RAW_DAY_GATE, days, validate, settings)
+
+
+def _stage(frame: DataFrame, settings: Settings, day: date, table: str) -> None:
+    started = time.monotonic()
+    rows = sources.write_staged(frame, settings, day, table)
+    log.info("%s %s: %d rows staged (%.1f s)", day, table, rows, time.monotonic() - started)
+
+
+def etl(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
+    catalog = sources.read_catalog(spark, settings).cache()
+    for day in days:
+        transactions = sources.read_lake(spark, settings, "transactions", day, day).cache()
+        facts = fact_sales(transactions)
+        _stage(facts, settings, day, sources.FACT_SALES)
+        sold = sources.read_staged(spark, settings, day, sources.FACT_SALES).select(
+            F.col("product_key").alias("product_id")).distinct()
+        _stage(dim_product(catalog.join(sold, "product_id", "left_semi")), settings, day, "dim_product")
+        _stage(dim_customer(transactions), settings, day, "dim_customer")
+        _stage(dim_date(spark, day, day, settings.catalog.countries), settings, day, "dim_date")
+        _stage(dim_geography(spark, settings.catalog.countries, settings.catalog.country_utc_offsets),
+               settings, day, "dim_geography")
+        _stage(dim_payment_method(spark, settings.catalog.payment_methods), settings, day, "dim_payment_method")
+        transactions.unpersist()
+    catalog.unpersist()
+
+
+def rfm(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
+    lookback = settings.warehouse.rfm_lookback_days
+    for day in days:
+        window = sources.read_lake(spark, settings, "transactions", day - timedelta(days=lookback - 1), day,
+                                   columns=["event_date", "user_id", "total_amount"])
+        _stage(customer_rfm(window, day, lookback), settings, day, sources.CUSTOMER_RFM)
+
+
+def products(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
+    for day in days:
+        raw = {topic: sources.read_lake(spark, settings, topic, day, day) for topic in RAW_TOPICS}
+        performance = product_performance(raw["transactions"], raw["product_views"], raw["cart_events"], day,
+                                          settings.warehouse.performance_weights)
+        _stage(performance, settings, day, sources.PRODUCT_PERFORMANCE)
+
+
+def trend_history_start(day: date, settings: Settings) -> date:
+    """The first day of history the trends of ``day``'s periods need: enough whole days, weeks
+    and months before them for the moving averages and the period-over-period growth."""
+    warehouse = settings.warehouse
+    week_start = day - timedelta(days=day.weekday())
+    month_start = day.replace(day=1)
+    return min(
+        day - timedelta(days=max(warehouse.daily_moving_average_days - 1, 1)),
+        week_start - timedelta(weeks=max(warehouse.weekly_moving_average_weeks - 1, 1)),
+        month_start - relativedelta(months=max(warehouse.monthly_moving_average_months - 1, 1)),
+    )
+
+
+def trend_periods_end(day: date) -> date:
+    """The last day of the periods containing ``day``: the end of its week or month, whichever is later.
+
+    The periods are built from every day of them the lake holds, so re-running an earlier day
+    of a week or month does not shrink what a later run published for it."""
+    week_end = day + timedelta(days=6 - day.weekday())
+    month_end = day + relativedelta(day=31)
+    return max(week_end, month_end)
+
+
+def trends(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
+    for day in days:
+        history = sources.read_lake(spark, settings, "transactions", trend_history_start(day, settings),
+                                    trend_periods_end(day), columns=["event_date", "country", "items"])
+        current = sales_trends(history, settings.warehouse.moving_average_periods).where(
+            F.lit(day).between(F.col("period_start"), F.col("period_end")))
+        _stage(current, settings, day, sources.SALES_TRENDS)
+
+
+def gate_outputs(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
+    from globalmart.quality_gates import validate_outputs
+    from globalmart.quality_gates.gates import OUTPUT_GATE
+
+    def validate(day: date):
+        staged = {table: sources.read_staged(spark, settings, day, table)
+                  for table in (sources.FACT_SALES, sources.CUSTOMER_RFM, *sources.DIMENSIONS)}
+        raw = sources.read_lake(spark, settings, "transactions", day, day)
+        dimensions = {table: staged[table] for table in sources.DIMENSIONS}
+        return validate_outputs(day, raw, staged[sources.FACT_SALES], staged[sources.CUSTOMER_RFM], dimensions, settings)
+
+    _gate(OUTPUT_GATE, days, validate, settings)
+
+
+STEPS: dict[str, Callable[[SparkSession, Settings, Sequence[date]], None]] = {
+    "gate_raw": gate_raw, "etl": etl, "rfm": rfm, "products": products, "trends": trends,
+    "gate_outputs": gate_outputs,
+}

@@ -1,0 +1,142 @@
+"""Daily batch benchmark: one big day through the whole DAG, and a year-long RFM.
+
+In a sandbox beside the running platform (private PostgreSQL database with the catalog,
+MongoDB database, lake and staging area):
+
+1. **day**: generates one past day of ``--day-transactions`` transactions with their views and
+   cart events straight into the lake (``globalmart.generator.lake``), then runs the
+   ``daily_batch`` DAG for it with ``dag.test()`` (every spark-submit, both gates, publish,
+   notify) and prints the wall time of the run and of each task;
+2. **year RFM**: writes ``--year-days`` days × ``--year-daily-transactions`` transactions
+   (the three columns RFM reads: user, amount, date; users drawn with a skew so that some buy
+   often) with Spark into another lake, then times the ``rfm`` step's spark-submit for the
+   last day over the whole look-back.
+
+    .venv/bin/python scripts/bench_daily_batch.py                     # targets: 1M-transaction day, 365 × 100k
+    .venv/bin/python scripts/bench_daily_batch.py --day-transactions 100000 --year-daily-transactions 10000
+
+Targets (issue 6): the 10× day (1M transactions) in ≤ 5 minutes including gates; the
+year-long RFM (~36M transactions) in ≤ 5 minutes. Figures go to ``<state>/bench/daily_batch.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import time
+from datetime import UTC, date, datetime, timedelta
+
+from globalmart.platform.airflow_env import airflow_environment
+from globalmart.platform.secrets import ensure_secrets
+from globalmart.settings import ENV_PREFIX, Settings, env_overrides, load_settings
+
+
+def bench_day(settings: Settings, spark, day_transactions: int, env: dict[str, str]) -> dict:
+    from globalmart.generator.lake import write_lake
+    from globalmart.generator.traffic import TrafficConfig
+    from globalmart.settings import get_settings
+
+    end = datetime.now(UTC).date()
+    day = end - timedelta(days=1)
+    started = time.monotonic()
+    events = write_lake(spark, settings, TrafficConfig(mode="backfill", days=1, end_date=end, seed=2026,
+                                                       daily_transactions=day_transactions))
+    generated = time.monotonic() - started
+    print(f"[day] lake written in {generated:.0f} s: {events}", flush=True)
+
+    os.environ.update(env)
+    get_settings.cache_clear()
+    from globalmart.dag_parsing import parse_dag_files
+
+    dag = parse_dag_files().dags["daily_batch"]
+    dag.deadline = None  # dag.test() crashes pruning a successful run's deadlines (apache/airflow#73428)
+    started = time.monotonic()
+    run = dag.test(run_conf={"start_date": day.isoformat(), "end_date": day.isoformat()})
+    wall = time.monotonic() - started
+    tasks = {ti.task_id: {"state": ti.state, "seconds": round((ti.end_date - ti.start_date).total_seconds(), 1)}
+             for ti in run.get_task_instances() if ti.start_date and ti.end_date}
+    print(f"[day] DAG run {run.state} in {wall:.0f} s", flush=True)
+    for task_id, figures in sorted(tasks.items(), key=lambda item: item[1]["seconds"], reverse=True):
+        print(f"  {task_id:22} {figures['seconds']:7.1f} s  {figures['state']}")
+    return {"day": day.isoformat(), "events": events, "lake_write_seconds": round(generated, 1),
+            "dag_state": run.state, "dag_seconds": round(wall, 1), "tasks": tasks}
+
+
+def write_year(spark, settings: Settings, last_day: date, days: int, daily: int) -> int:
+    """``days`` × ``daily`` transactions (user_id, total_amount, event_date) into ``settings.lake_dir``."""
+    from pyspark.sql import functions as F
+
+    first = last_day - timedelta(days=days - 1)
+    users = settings.catalog.users
+    total = days * daily
+    frame = spark.range(total).select(
+        # squaring a uniform draw skews purchases toward low user numbers: frequent buyers exist
+        F.format_string("U%08d", (F.pow(F.rand(7), 2) * users).cast("long") + 1).alias("user_id"),
+        F.round(F.exp(F.randn(11) * 0.8 + 4.2), 2).alias("total_amount"),
+        F.date_add(F.lit(first), (F.col("id") % days).cast("int")).alias("event_date"),
+    )
+    frame.write.mode("overwrite").partitionBy("event_date").parquet(str(settings.lake_dir / "transactions"))
+    return total
+
+
+def bench_year_rfm(settings: Settings, spark, days: int, daily: int, env: dict[str, str]) -> dict:
+    from globalmart.spark import submit_command, submit_environment
+
+    last_day = datetime.now(UTC).date() - timedelta(days=1)
+    year = settings.model_copy(update={"lake_dir": settings.lake_dir.parent / "year_lake"})
+    started = time.monotonic()
+    total = write_year(spark, year, last_day, days, daily)
+    written = time.monotonic() - started
+    print(f"[rfm] {total:,} transactions over {days} days written in {written:.0f} s", flush=True)
+    command = submit_command(settings, "batch/daily_batch.py", ["rfm", "--start", last_day.isoformat()],
+                             streaming=False)
+    child_env = {**os.environ, **env, **submit_environment(settings), **env_overrides(year),
+                 f"{ENV_PREFIX}WAREHOUSE__RFM_LOOKBACK_DAYS": str(days)}
+    started = time.monotonic()
+    subprocess.run(command, env=child_env, check=True)
+    seconds = time.monotonic() - started
+    print(f"[rfm] rfm step (spark-submit) over {total:,} transactions: {seconds:.0f} s", flush=True)
+    return {"transactions": total, "days": days, "write_seconds": round(written, 1), "rfm_seconds": round(seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--day-transactions", type=int, default=1_000_000)
+    parser.add_argument("--year-days", type=int, default=365)
+    parser.add_argument("--year-daily-transactions", type=int, default=100_000)
+    parser.add_argument("--skip-day", action="store_true")
+    parser.add_argument("--skip-year", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # generation progress
+
+    live = ensure_secrets(load_settings())
+    os.environ.update(airflow_environment(live))  # before Airflow is imported
+    from pyspark.sql import SparkSession
+
+    from globalmart.warehouse.sandbox import warehouse_sandbox
+
+    spark = (SparkSession.builder.master(live.spark.master).appName("bench_daily_batch")
+             .config("spark.driver.memory", "2g").config("spark.sql.session.timeZone", "UTC")
+             .config("spark.ui.enabled", "false").getOrCreate())
+    figures: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
+    try:
+        with warehouse_sandbox(live, "bench") as settings:
+            env = env_overrides(settings)
+            if not args.skip_day:
+                figures["day"] = bench_day(settings, spark, args.day_transactions, env)
+            if not args.skip_year:
+                figures["year_rfm"] = bench_year_rfm(settings, spark, args.year_days, args.year_daily_transactions, env)
+    finally:
+        spark.stop()
+    out = live.state_dir / "bench" / "daily_batch.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+    print(f"figures: {out}")
+
+
+if __name__ == "__main__":
+    main()
