@@ -37,6 +37,9 @@ def test_generated_secrets_are_private_and_reach_airflow(settings):
 
 def test_every_connection_the_project_uses_is_defined(settings):
     conns = connections(settings)
-    assert set(conns) == {"kafka_default", "spark_default", "postgres_default", "mongo_default", "smtp_default"}
+    assert set(conns) == {"kafka_default", "spark_default", "postgres_default", "mongo_default", "smtp_default",
+                          settings.alerting.watcher_conn_id}
+    # the alerts DAG's watcher: the provider's shared-stream trigger refuses auto-commit
+    assert conns[settings.alerting.watcher_conn_id]["extra"]["enable.auto.commit"] == "false"
     assert conns["spark_default"]["host"] == "local[*]"
     assert conns["kafka_default"]["extra"]["bootstrap.servers"] == settings.kafka.bootstrap_servers
