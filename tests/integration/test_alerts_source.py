@@ -40,6 +40,16 @@ def inbox_of(settings, recipient: str) -> list[dict]:
     return [m for m in messages if recipient in {to["address"] for to in m["to"]}]
 
 
+def delivered_to(settings, recipient: str, expected: int, timeout: float = 30) -> list[dict]:
+    """The recipient's emails once ``expected`` have landed (MailDev stores a message a moment
+    after the SMTP exchange ends), and a second later still, so that one too many would show."""
+    deadline = time.monotonic() + timeout
+    while len(inbox_of(settings, recipient)) < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+    return inbox_of(settings, recipient)
+
+
 def committed_offset(settings) -> int:
     consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": settings.alerting.consumer_group})
     try:
@@ -63,8 +73,7 @@ def test_valid_alerts_are_emailed_malformed_ones_dead_lettered_then_committed(al
 
     assert (report.messages, report.emails, report.dead_lettered, report.committed) == (3, 1, 2, {0: 3})
     assert committed_offset(settings) == 3
-    time.sleep(1)
-    (email,) = inbox_of(settings, recipient)
+    (email,) = delivered_to(settings, recipient, 1)
     assert email["subject"] == f"[GlobalMart] Low stock: {product} has 9 left (below 10)"
     with psycopg2.connect(settings.postgres.dsn()) as conn, conn.cursor() as cur:
         cur.execute("SELECT kafka_offset, source_topic, stage, reason, payload FROM dead_letters ORDER BY kafka_offset")
@@ -76,8 +85,7 @@ def test_valid_alerts_are_emailed_malformed_ones_dead_lettered_then_committed(al
 
     again = drain(settings)  # nothing new: nothing read, nothing sent
     assert (again.messages, again.emails) == (0, 0)
-    time.sleep(1)
-    assert len(inbox_of(settings, recipient)) == 1
+    assert len(delivered_to(settings, recipient, 1)) == 1
 
 
 def test_without_an_smtp_connection_nothing_is_committed_and_the_next_run_sends_once(alerts_env):
@@ -93,6 +101,5 @@ def test_without_an_smtp_connection_nothing_is_committed_and_the_next_run_sends_
 
     assert drain(settings).emails == 1
     assert drain(settings).messages == 0
-    time.sleep(1)
-    assert len(inbox_of(settings, recipient)) == 1
+    assert len(delivered_to(settings, recipient, 1)) == 1
     assert committed_offset(settings) == 1

@@ -72,7 +72,7 @@ def test_paced_run_stops_cleanly_on_request(topics):
     timer.start()
     report = run(topics, TrafficConfig(mode="realtime", rate=1000, seed=23), stop=stop, progress=quiet())
     assert report.ok and report.undelivered == 0
-    assert 3000 <= report.events <= 5000  # 1,000/s for about 4 s
+    assert 2500 <= report.events <= 5000  # 1,000/s for about 4 s (a loaded machine starts it late)
     assert len(read_all(topics, "transactions")) == report.sent["transactions"]
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from globalmart import db
 from globalmart.alerting.messages import AlertMessage, MalformedAlert, parse_alert
@@ -69,7 +69,7 @@ class ManualCommitConsumerHook(KafkaConsumerHook):
             if metadata.error is not None:
                 raise KafkaException(metadata.error)
             partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
-            committed = consumer.committed(partitions, timeout=KAFKA_TIMEOUT_SECONDS)
+            committed = committed_offsets(consumer, partitions)
             start = {}
             for tp in committed:
                 earliest = consumer.get_watermark_offsets(tp, timeout=KAFKA_TIMEOUT_SECONDS)[0]
@@ -81,6 +81,25 @@ class ManualCommitConsumerHook(KafkaConsumerHook):
             consumer.close()
             raise
         return consumer, start
+
+
+COORDINATOR_NOT_READY = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                         KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+
+
+def committed_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+    """The group's committed offsets. A broker that has just started may not yet have elected the
+    group's coordinator: that error is retriable, so it is retried until the Kafka timeout."""
+    deadline = time.monotonic() + KAFKA_TIMEOUT_SECONDS
+    while True:
+        try:
+            return consumer.committed(partitions, timeout=KAFKA_TIMEOUT_SECONDS)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() not in COORDINATOR_NOT_READY and not error.retriable() or time.monotonic() > deadline:
+                raise
+            log.info("group coordinator not ready (%s): retrying", error.str())
+            time.sleep(0.5)
 
 
 @dataclass
