@@ -3,17 +3,20 @@
 In a sandbox beside the running platform (private PostgreSQL database with the catalog,
 MongoDB database, lake and staging area):
 
-1. **day**: generates one past day of ``--day-transactions`` transactions with their views and
-   cart events straight into the lake (``globalmart.generator.lake``), then runs the
-   ``daily_batch`` DAG for it with ``dag.test()`` (every spark-submit, both gates, publish,
-   notify) and prints the wall time of the run and of each task;
+1. **day**: generates one past day of ``--day-transactions`` / ``--copies`` transactions with
+   their views and cart events (``globalmart.generator.lake``), scales it to ``--copies`` copies
+   with distinct transaction, event, session and shopper ids into the lake (the generator makes
+   ~3k events/s on this machine: a 10× day would take an hour to simulate; a copy shares only
+   products and event times with the original), then runs the ``daily_batch`` DAG for it with
+   ``dag.test()`` (every spark-submit, both gates, publish, notify) and prints the wall time of
+   the run and of each task;
 2. **year RFM**: writes ``--year-days`` days × ``--year-daily-transactions`` transactions
    (the three columns RFM reads: user, amount, date; users drawn with a skew so that some buy
    often) with Spark into another lake, then times the ``rfm`` step's spark-submit for the
    last day over the whole look-back.
 
     .venv/bin/python scripts/bench_daily_batch.py                     # targets: 1M-transaction day, 365 × 100k
-    .venv/bin/python scripts/bench_daily_batch.py --day-transactions 100000 --year-daily-transactions 10000
+    .venv/bin/python scripts/bench_daily_batch.py --day-transactions 100000 --copies 1 --year-daily-transactions 10000
 
 Targets (issue 6): the 10× day (1M transactions) in ≤ 5 minutes including gates; the
 year-long RFM (~36M transactions) in ≤ 5 minutes. Figures go to ``<state>/bench/daily_batch.json``.
@@ -34,18 +37,50 @@ from globalmart.platform.secrets import ensure_secrets
 from globalmart.settings import ENV_PREFIX, Settings, env_overrides, load_settings
 
 
-def bench_day(settings: Settings, spark, day_transactions: int, env: dict[str, str]) -> dict:
+# per lake dataset, the ids a copy of the day makes its own
+COPIED_IDS = {
+    "transactions": ("transaction_id", "user_id", "session_id"),
+    "product_views": ("event_id", "user_id", "session_id"),
+    "cart_events": ("event_id", "user_id", "session_id"),
+}
+
+
+def scale_day(spark, generated: Settings, lake: Settings, day: date, copies: int) -> dict[str, int]:
+    """``copies`` copies of ``day`` from ``generated``'s lake into ``lake``'s: copy 0 is the
+    original, copy k suffixes every id of ``COPIED_IDS`` with ``-k``; rows per dataset."""
+    from pyspark.sql import functions as F
+
+    from globalmart.warehouse.sources import read_lake
+
+    rows = {}
+    for topic, ids in COPIED_IDS.items():
+        original = read_lake(spark, generated, topic, day, day)
+        copy = F.col("copy")
+        scaled = original.crossJoin(spark.range(copies).withColumnRenamed("id", "copy")).withColumns(
+            {column: F.when(copy == 0, F.col(column)).otherwise(F.concat_ws("-", column, copy.cast("string")))
+             for column in ids}).drop("copy")
+        scaled.write.mode("overwrite").partitionBy("event_date", "event_hour").parquet(str(lake.lake_dir / topic))
+        rows[topic] = spark.read.parquet(str(lake.lake_dir / topic)).count()
+    return rows
+
+
+def bench_day(settings: Settings, spark, day_transactions: int, copies: int, env: dict[str, str]) -> dict:
     from globalmart.generator.lake import write_lake
     from globalmart.generator.traffic import TrafficConfig
     from globalmart.settings import get_settings
 
     end = datetime.now(UTC).date()
     day = end - timedelta(days=1)
+    generated = settings.model_copy(update={"lake_dir": settings.lake_dir.parent / "generated_lake"})
     started = time.monotonic()
-    events = write_lake(spark, settings, TrafficConfig(mode="backfill", days=1, end_date=end, seed=2026,
-                                                       daily_transactions=day_transactions))
-    generated = time.monotonic() - started
-    print(f"[day] lake written in {generated:.0f} s: {events}", flush=True)
+    original = write_lake(spark, generated, TrafficConfig(mode="backfill", days=1, end_date=end, seed=2026,
+                                                          daily_transactions=day_transactions // copies))
+    generation = time.monotonic() - started
+    print(f"[day] generated in {generation:.0f} s: {original}", flush=True)
+    started = time.monotonic()
+    events = scale_day(spark, generated, settings, day, copies)
+    scaling = time.monotonic() - started
+    print(f"[day] {copies} copies in the lake in {scaling:.0f} s: {events}", flush=True)
 
     os.environ.update(env)
     get_settings.cache_clear()
@@ -61,7 +96,8 @@ def bench_day(settings: Settings, spark, day_transactions: int, env: dict[str, s
     print(f"[day] DAG run {run.state} in {wall:.0f} s", flush=True)
     for task_id, figures in sorted(tasks.items(), key=lambda item: item[1]["seconds"], reverse=True):
         print(f"  {task_id:22} {figures['seconds']:7.1f} s  {figures['state']}")
-    return {"day": day.isoformat(), "events": events, "lake_write_seconds": round(generated, 1),
+    return {"day": day.isoformat(), "events": events, "copies": copies, "generation_seconds": round(generation, 1),
+            "scaling_seconds": round(scaling, 1),
             "dag_state": run.state, "dag_seconds": round(wall, 1), "tasks": tasks}
 
 
@@ -105,6 +141,7 @@ def bench_year_rfm(settings: Settings, spark, days: int, daily: int, env: dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--day-transactions", type=int, default=1_000_000)
+    parser.add_argument("--copies", type=int, default=10, help="the day is generated at 1/copies of its volume, then copied")
     parser.add_argument("--year-days", type=int, default=365)
     parser.add_argument("--year-daily-transactions", type=int, default=100_000)
     parser.add_argument("--skip-day", action="store_true")
@@ -126,7 +163,7 @@ def main() -> None:
         with warehouse_sandbox(live, "bench") as settings:
             env = env_overrides(settings)
             if not args.skip_day:
-                figures["day"] = bench_day(settings, spark, args.day_transactions, env)
+                figures["day"] = bench_day(settings, spark, args.day_transactions, args.copies, env)
             if not args.skip_year:
                 figures["year_rfm"] = bench_year_rfm(settings, spark, args.year_days, args.year_daily_transactions, env)
     finally:

@@ -304,8 +304,10 @@ class WarehouseSettings(BaseModel):
     schedule_timezone: str = "UTC"
     schedule_hour: int = Field(2, ge=0, le=23)
     deadline_hour: int = Field(6, ge=1, le=24)
-    # documents per MongoDB write of the publish step
+    # documents per MongoDB write of the publish step, and writes in flight at once (the
+    # server stores one batch while the next is converted)
     publish_batch_size: int = Field(10_000, ge=1)
+    publish_writers: int = Field(3, ge=1)
 
     @property
     def moving_average_periods(self) -> dict[str, int]:

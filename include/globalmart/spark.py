@@ -33,6 +33,7 @@ def streaming_conf(settings: Settings) -> dict[str, str]:
         "spark.scheduler.mode": "FAIR",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.ui.enabled": "false",
+        "spark.sql.codegen.cache.maxEntries": "2000",
     }
     if settings.streaming.rocksdb_state_store:
         conf |= {

@@ -20,6 +20,7 @@ from contextlib import closing
 from datetime import datetime, timedelta
 
 import psycopg2
+import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg2.extras import execute_values
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -77,14 +78,11 @@ def sales_facts(transactions: DataFrame) -> DataFrame:
     )
 
 
-def minute_sales(facts: DataFrame, watermark: datetime | None) -> DataFrame:
-    """One batch's totals per one-minute tumbling window, with ``late``: true for the totals of
-    events whose window ended at or before ``watermark`` (Spark's rule; none when it is None),
-    which are counted, not added."""
-    late = F.col("window.end") <= F.lit(watermark) if watermark is not None else F.lit(False)
+def minute_sales(facts: DataFrame) -> DataFrame:
+    """One batch's totals per one-minute tumbling window."""
     return (
         facts.withColumn("window", F.window("event_time", "1 minute"))
-        .groupBy("window", "kind", "category", "country", "product_id", late.alias("late"))
+        .groupBy("window", "kind", "category", "country", "product_id")
         .agg(
             F.sum("revenue").cast(MONEY).alias("revenue"),
             F.count(F.lit(1)).cast("int").alias("transactions"),
@@ -96,10 +94,22 @@ def minute_sales(facts: DataFrame, watermark: datetime | None) -> DataFrame:
             F.lit("1m").alias("granularity"),
             F.col("window.start").alias("window_start"),
             F.col("window.end").alias("window_end"),
-            "kind", "category", "country", "product_id", "late", "revenue", "transactions", "units",
+            "kind", "category", "country", "product_id", "revenue", "transactions", "units",
             "last_received_at", "max_event_time",
         )
     )
+
+
+def split_late(windows: pa.Table, watermark: datetime | None) -> tuple[pa.Table, pa.Table]:
+    """(on time, late) rows of ``minute_sales``: late are the totals of windows that ended at or
+    before ``watermark`` (Spark's rule; none when it is None), which are counted, not added.
+
+    Applied to the collected rows rather than in the Spark plan: a per-batch literal in the
+    plan would make Spark generate and compile new code for every micro-batch."""
+    if watermark is None or not windows.num_rows:
+        return windows, windows.slice(0, 0)
+    late = pc.less_equal(windows["window_end"], pa.scalar(watermark, windows.schema.field("window_end").type))
+    return windows.filter(pc.invert(late)), windows.filter(late)
 
 
 # the hour of a minute window, in UTC whatever the session's time zone
@@ -189,9 +199,8 @@ def committed_watermark(settings: Settings, context: BatchContext) -> datetime |
 
 def write_window_sales(settings: Settings):
     def handle(batch: DataFrame, context: BatchContext):
-        table = minute_sales(batch, committed_watermark(settings, context)).toArrow()
-        on_time = table.filter(pc.invert(table["late"]))
-        late = table.filter(table["late"])
+        table = minute_sales(batch).toArrow()
+        on_time, late = split_late(table, committed_watermark(settings, context))
         category_rows = on_time.filter(pc.equal(on_time["kind"], "category"))
         product_rows = on_time.filter(pc.equal(on_time["kind"], "product"))
         # a late transaction's rows: one per category it touches, its ALL row and one per line;

@@ -14,8 +14,9 @@ saved result is checked here too, not only by the DAG's order). Per table:
 Every document has a deterministic ``_id``, so loading a day twice leaves the same data.
 
 Written with pymongo bulk writes (``insert_many`` unordered, batches of
-``warehouse.publish_batch_size``): the staged Parquet is read with pyarrow without a Spark
-session, and on FerretDB a bulk insert is ~30× faster than upserts document by document.
+``warehouse.publish_batch_size``, ``warehouse.publish_writers`` in flight while the next batch
+is converted): the staged Parquet is read with pyarrow without a Spark session, and on
+FerretDB a bulk insert is ~30× faster than upserts document by document.
 FerretDB 1.x has no Decimal128, so money is stored as doubles rounded to the cent; dates are
 stored as UTC midnights.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import date, datetime, time as clock, timedelta
 
 import pyarrow as pa
@@ -128,18 +130,37 @@ def ensure_indexes(database: Database) -> None:
             database[table].create_index(keys)
 
 
-def _replace_slice(database: Database, table: str, day: date, documents: Iterator[list[Document]]) -> int:
-    """Delete the day's slice, then insert the staged documents (unordered)."""
+def insert_batches(collection, batches: Iterator[list[Document]], writers: int) -> int:
+    """Insert every batch (unordered), up to ``writers`` at once; documents inserted.
+
+    Converting a batch to documents holds the GIL while the server stores the previous ones:
+    overlapping the two is what the threads are for. The first failed write raises."""
+    written = 0
+    with ThreadPoolExecutor(writers, thread_name_prefix=f"publish-{collection.name}") as pool:
+        pending: set[Future] = set()
+        for batch in batches:
+            if len(pending) >= writers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                written += sum(future.result() for future in done)
+            pending.add(pool.submit(lambda docs: len(collection.insert_many(docs, ordered=False).inserted_ids), batch))
+        written += sum(future.result() for future in pending)
+    return written
+
+
+def _replace_slice(database: Database, table: str, day: date, documents: Iterator[list[Document]],
+                   writers: int) -> int:
+    """Delete the day's slice, then insert the staged documents."""
     make_id, slices = SLICED[table]
     for selection in slices(day):
         database[table].delete_many(selection)
-    written = 0
-    for batch in documents:
-        for document in batch:
-            document["_id"] = make_id(document)
-        database[table].insert_many(batch, ordered=False)
-        written += len(batch)
-    return written
+
+    def with_ids() -> Iterator[list[Document]]:
+        for batch in documents:
+            for document in batch:
+                document["_id"] = make_id(document)
+            yield batch
+
+    return insert_batches(database[table], with_ids(), writers)
 
 
 def merge_customer(stored: Document, staged: Document) -> Document:
@@ -149,7 +170,8 @@ def merge_customer(stored: Document, staged: Document) -> Document:
             "last_seen": latest["last_seen"], "country": latest["country"]}
 
 
-def _merge_dimension(database: Database, table: str, _day: date, documents: Iterator[list[Document]]) -> int:
+def _merge_dimension(database: Database, table: str, _day: date, documents: Iterator[list[Document]],
+                     _writers: int) -> int:
     key = DIMENSION_KEYS[table]
     merge = merge_customer if table == "dim_customer" else (lambda _stored, staged: staged)
     written = 0
@@ -179,7 +201,7 @@ def publish_day(database: Database, settings: Settings, day: date) -> dict[str, 
         started = time.monotonic()
         documents = staged_documents(settings, day, table, size)
         write = _merge_dimension if table in DIMENSION_KEYS else _replace_slice
-        counts[table] = write(database, table, day, documents)
+        counts[table] = write(database, table, day, documents, settings.warehouse.publish_writers)
         log.info("%s %s: %d documents written (%.1f s)", day, table, counts[table], time.monotonic() - started)
     return counts
 
