@@ -72,17 +72,6 @@ def test_documents_get_the_types_mongodb_stores():
     assert rows[1]["revenue"] is None
 
 
-def test_a_customer_merges_to_the_same_document_whatever_order_days_are_loaded_in():
-    monday = {"_id": "U1", "customer_key": "U1", "country": "UK",
-              "first_seen": datetime(2026, 11, 16, 9), "last_seen": datetime(2026, 11, 16, 18)}
-    tuesday = {**monday, "country": "France", "first_seen": datetime(2026, 11, 17, 8),
-               "last_seen": datetime(2026, 11, 17, 20)}
-    merged = publish.merge_customer(monday, tuesday)
-    assert merged == publish.merge_customer(tuesday, monday) == {
-        **monday, "country": "France", "last_seen": datetime(2026, 11, 17, 20)}
-    assert publish.merge_customer(merged, tuesday) == merged  # loading a day again changes nothing
-
-
 def test_day_slices_select_the_day_and_the_periods_containing_it():
     _make_id, slices = publish.SLICED["sales_trends"]
     assert slices(date(2026, 11, 18)) == [

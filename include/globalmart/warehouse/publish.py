@@ -32,7 +32,8 @@ from datetime import date, datetime, time as clock, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from pymongo import ASCENDING, DESCENDING, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError
 from pymongo.database import Database
 
 from globalmart.settings import Settings
@@ -130,19 +131,19 @@ def ensure_indexes(database: Database) -> None:
             database[table].create_index(keys)
 
 
-def insert_batches(collection, batches: Iterator[list[Document]], writers: int) -> int:
-    """Insert every batch (unordered), up to ``writers`` at once; documents inserted.
+def write_batches(batches: Iterator[list[Document]], write: Callable[[list[Document]], int], writers: int) -> int:
+    """``write`` every batch, up to ``writers`` at once; the sum of what it returns.
 
     Converting a batch to documents holds the GIL while the server stores the previous ones:
     overlapping the two is what the threads are for. The first failed write raises."""
     written = 0
-    with ThreadPoolExecutor(writers, thread_name_prefix=f"publish-{collection.name}") as pool:
+    with ThreadPoolExecutor(writers, thread_name_prefix="publish") as pool:
         pending: set[Future] = set()
         for batch in batches:
             if len(pending) >= writers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 written += sum(future.result() for future in done)
-            pending.add(pool.submit(lambda docs: len(collection.insert_many(docs, ordered=False).inserted_ids), batch))
+            pending.add(pool.submit(write, batch))
         written += sum(future.result() for future in pending)
     return written
 
@@ -160,34 +161,58 @@ def _replace_slice(database: Database, table: str, day: date, documents: Iterato
                 document["_id"] = make_id(document)
             yield batch
 
-    return insert_batches(database[table], with_ids(), writers)
+    collection = database[table]
+    return write_batches(with_ids(), lambda batch: len(collection.insert_many(batch, ordered=False).inserted_ids), writers)
 
 
-def merge_customer(stored: Document, staged: Document) -> Document:
-    """One customer seen on several days: earliest first_seen, latest last_seen and its country."""
-    latest = staged if staged["last_seen"] >= stored["last_seen"] else stored
-    return {**stored, "first_seen": min(stored["first_seen"], staged["first_seen"]),
-            "last_seen": latest["last_seen"], "country": latest["country"]}
+DUPLICATE_KEY = 11000
+
+
+def customer_merge(staged: Document) -> list[UpdateOne]:
+    """Merging a staged customer into its stored document, as conditional updates: the earliest
+    ``first_seen``; the latest ``last_seen`` with that transaction's country. Days merge to the
+    same document whatever order they are loaded in, and loading a day again changes nothing."""
+    key = staged["_id"]
+    return [
+        UpdateOne({"_id": key, "first_seen": {"$gt": staged["first_seen"]}}, {"$set": {"first_seen": staged["first_seen"]}}),
+        UpdateOne({"_id": key, "last_seen": {"$lt": staged["last_seen"]}},
+                  {"$set": {"last_seen": staged["last_seen"], "country": staged["country"]}}),
+    ]
+
+
+def attribute_replace(staged: Document) -> list[ReplaceOne]:
+    """A reference dimension's stored document takes the staged attributes, when any differs
+    (FerretDB counts a replace by an identical document as a change)."""
+    attributes = {name: value for name, value in staged.items() if name != "_id"}
+    return [ReplaceOne({"_id": staged["_id"], "$nor": [attributes]}, staged)]
 
 
 def _merge_dimension(database: Database, table: str, _day: date, documents: Iterator[list[Document]],
-                     _writers: int) -> int:
+                     writers: int) -> int:
+    """Insert the batch; the keys already stored (the inserts' duplicate-key errors) are merged
+    with updates by ``_id``. Documents inserted plus updates that changed one.
+
+    Looking the batch's keys up first (``$in``) would scan the whole collection on FerretDB,
+    which pushes down only equality filters; so the insert finds the known keys, and each
+    update selects its document by ``_id``."""
     key = DIMENSION_KEYS[table]
-    merge = merge_customer if table == "dim_customer" else (lambda _stored, staged: staged)
-    written = 0
-    for batch in documents:
+    merge = customer_merge if table == "dim_customer" else attribute_replace
+    collection = database[table]
+
+    def write(batch: list[Document]) -> int:
         for document in batch:
             document["_id"] = document[key]
-        stored = {d["_id"]: d for d in database[table].find({"_id": {"$in": [d["_id"] for d in batch]}})}
-        new = [d for d in batch if d["_id"] not in stored]
-        changed = [merged for d in batch if d["_id"] in stored
-                   for merged in [merge(stored[d["_id"]], d)] if merged != stored[d["_id"]]]
-        if new:
-            database[table].insert_many(new, ordered=False)
-        if changed:
-            database[table].bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in changed], ordered=False)
-        written += len(new) + len(changed)
-    return written
+        try:
+            return len(collection.insert_many(batch, ordered=False).inserted_ids)
+        except BulkWriteError as error:
+            errors = error.details["writeErrors"]
+            if any(e["code"] != DUPLICATE_KEY for e in errors):
+                raise
+            known = [batch[e["index"]] for e in errors]
+            updates = collection.bulk_write([op for document in known for op in merge(document)], ordered=False)
+            return error.details["nInserted"] + updates.modified_count
+
+    return write_batches(documents, write, writers)
 
 
 def publish_day(database: Database, settings: Settings, day: date) -> dict[str, int]:

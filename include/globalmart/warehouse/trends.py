@@ -111,6 +111,7 @@ def sales_trends(transactions: DataFrame, moving_average_periods: Mapping[str, i
     transactions_growth, revenue_moving_avg, transactions_moving_avg.
     Key: (granularity, period_start, country, category).
     """
-    daily = _daily_sales(transactions)
+    # small, and read by every granularity twice (its calendar and its totals): computed once
+    daily = _daily_sales(transactions).cache()
     trends = [_trend(daily, granularity, moving_average_periods[granularity]) for granularity in GRANULARITIES]
     return reduce(DataFrame.unionByName, trends)
