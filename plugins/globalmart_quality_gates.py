@@ -1,9 +1,10 @@
 """``QualityGateSparkSubmitOperator``: spark-submit of a daily-batch quality gate.
 
-A gate that fails has found bad data: running it again finds the same, and would email the
-same failures again. So a failed gate (its result saved under the staging area, see
-``globalmart.warehouse.sources``) fails the task at once, without retries; anything else
-that stops the spark-submit (a lost executor, a busy machine) is retried as usual.
+The Spark job validates and saves each day's result under the staging area (see
+``globalmart.warehouse.sources``); when a gate fails, this operator emails the failing
+expectations (through Airflow's SMTP connection, which the spark-submit cannot reach) and
+fails the task at once, without retries: running the gate again finds the same bad data.
+Anything else that stops the spark-submit (a lost executor, a busy machine) is retried as usual.
 """
 
 from __future__ import annotations
@@ -29,18 +30,16 @@ class QualityGateSparkSubmitOperator(SparkSubmitOperator):
             return super().execute(context)
         except Exception:
             from globalmart.settings import get_settings
+            from globalmart.warehouse.emails import send_blocked
+            from globalmart.warehouse.sources import days_between, failed_gate_results
 
-            failed = self.failed_days(get_settings())
+            settings = get_settings()
+            days = days_between(date.fromisoformat(self.start), date.fromisoformat(self.end))
+            failed = failed_gate_results(settings, self.gate, days)
             if failed:
+                email = send_blocked(failed, settings)
                 raise AirflowFailException(
-                    f"{self.gate} gate failed for {', '.join(failed)}: nothing published; the failing expectations "
-                    "are in this log above and were emailed") from None
+                    f"{self.gate} gate failed for {', '.join(result['day'] for result in failed)}: nothing published; "
+                    f"the failing expectations are in this log above and were emailed to "
+                    f"{', '.join(settings.alerting.recipients)} ({email.subject!r})") from None
             raise
-
-    def failed_days(self, settings) -> list[str]:
-        """The days of this run whose gate result says failed."""
-        from globalmart.warehouse.sources import days_between, load_gate_result
-
-        days = days_between(date.fromisoformat(self.start), date.fromisoformat(self.end))
-        results = (load_gate_result(settings, day, self.gate) for day in days)
-        return [result["day"] for result in results if result is not None and not result["success"]]

@@ -3,7 +3,7 @@
     spark-submit spark_jobs/batch/daily_batch.py <step> --start 2026-11-20 [--end 2026-11-22]
 
 Steps (``globalmart.warehouse.steps``): gate_raw, etl, rfm, products, trends, gate_outputs.
-A failed gate exits with status 3 after emailing the failing expectations.
+A failed gate exits with status 3, its failing expectations saved for the DAG to email.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     from globalmart.warehouse.steps import STEPS, GateFailed
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    # Great Expectations logs a thousand INFO lines about its own registries at import
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     args = parse_args(argv)
     days = days_between(args.start, args.end or args.start)
     spark = SparkSession.builder.appName(f"daily_batch.{args.step}").getOrCreate()

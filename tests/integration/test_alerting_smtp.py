@@ -1,10 +1,8 @@
 """Alert emails through the real SMTP server (inbox REST API), throttle state in real PostgreSQL."""
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from globalmart import db
@@ -16,6 +14,7 @@ from globalmart.alerting.rendering import render_alert
 from globalmart.alerting.store import NotificationStore
 from globalmart.platform.launcher import create_database, drop_database
 from globalmart.settings import AlertingSettings
+from tests.mail_helpers import inbox_of
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -43,17 +42,6 @@ def stock(product: str, serial: int, stock_left: int = 7, minutes_ago: float = 1
         subject=f"Low stock: {product}", event_time=NOW - timedelta(minutes=minutes_ago), created_at=NOW,
         detail={"product_id": product, "stock": stock_left, "state_before": "ok", "state": "low", "threshold": 10},
     )
-
-
-def inbox_of(settings, recipient: str, expected: int, wait_seconds: float = 15) -> list[dict]:
-    """The inbox's messages to ``recipient``, once there are ``expected`` of them (or the wait is over)."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        messages = httpx.get(f"{settings.smtp.inbox_url}/email", timeout=10).json()
-        mine = [m for m in messages if recipient in {to["address"] for to in m["to"]}]
-        if len(mine) >= expected or time.monotonic() > deadline:
-            return mine
-        time.sleep(0.5)
 
 
 def test_an_alert_email_arrives_with_subject_html_and_text_parts(platform):

@@ -8,7 +8,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 import psycopg2
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -16,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from globalmart.alerting.delivery import SmtpConnectionMissing
 from globalmart.alerting.source import STAGE, drain
 from tests.kafka_helpers import produce_raw
+from tests.mail_helpers import inbox_of, messages_to
 
 
 def stock_alert(product_id: str, serial: int = 1) -> bytes:
@@ -35,19 +35,12 @@ def alerts_env(stream_env):
     return stream_env.model_copy(update={"alerting": alerting})
 
 
-def inbox_of(settings, recipient: str) -> list[dict]:
-    messages = httpx.get(f"{settings.smtp.inbox_url}/email", timeout=10).json()
-    return [m for m in messages if recipient in {to["address"] for to in m["to"]}]
-
-
 def delivered_to(settings, recipient: str, expected: int, timeout: float = 30) -> list[dict]:
     """The recipient's emails once ``expected`` have landed (MailDev stores a message a moment
     after the SMTP exchange ends), and a second later still, so that one too many would show."""
-    deadline = time.monotonic() + timeout
-    while len(inbox_of(settings, recipient)) < expected and time.monotonic() < deadline:
-        time.sleep(0.5)
+    inbox_of(settings, recipient, expected, timeout)
     time.sleep(1)
-    return inbox_of(settings, recipient)
+    return messages_to(settings, recipient)
 
 
 def committed_offset(settings) -> int:

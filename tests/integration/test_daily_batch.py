@@ -4,19 +4,20 @@ re-running a day changes nothing, and every injected defect blocks publishing wi
 from __future__ import annotations
 
 import shutil
-import time
 import uuid
 from datetime import timedelta
 
-import httpx
 import pytest
 from pymongo import MongoClient
 from pyspark.sql import functions as F
 
 from globalmart.generator.lake import write_lake
 from globalmart.generator.traffic import TrafficConfig
+from globalmart.quality_gates.gates import OUTPUT_GATE, RAW_DAY_GATE
 from globalmart.warehouse import publish, sources, steps
+from globalmart.warehouse.emails import send_blocked
 from globalmart.warehouse.rfm import SEGMENTS
+from tests.mail_helpers import inbox_of
 from tests.warehouse_fixtures import END_DATE, warehouse_sandbox, warehouse_snapshot
 
 DAYS = [END_DATE - timedelta(days=offset) for offset in (3, 2, 1)]
@@ -24,21 +25,17 @@ DEFECT_DAY = DAYS[-1]
 
 
 def run_batch(spark, settings, days) -> dict:
-    """The DAG's order: every Spark step (gates included), then publish."""
-    for step in steps.STEPS.values():
-        step(spark, settings, days)
+    """The DAG's order: every Spark step (gates included), then publish; a failed gate's
+    results are emailed as the DAG's gate operator does."""
+    for name, step in steps.STEPS.items():
+        try:
+            step(spark, settings, days)
+        except steps.GateFailed:
+            gate = RAW_DAY_GATE if name == "gate_raw" else OUTPUT_GATE
+            send_blocked(sources.failed_gate_results(settings, gate, days), settings)
+            raise
     database = MongoClient(settings.mongo.uri)[settings.mongo.database]
     return publish.publish(database, settings, days)
-
-
-def inbox_of(settings, recipient: str, wait_seconds: float = 20) -> list[dict]:
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        messages = httpx.get(f"{settings.smtp.inbox_url}/email", timeout=10).json()
-        mine = [m for m in messages if recipient in {to["address"] for to in m["to"]}]
-        if mine or time.monotonic() > deadline:
-            return mine
-        time.sleep(0.5)
 
 
 def with_recipient(settings, name: str):

@@ -188,22 +188,22 @@ def _run_gate(gate: str, day: date, datasets: dict[str, DataFrame], parameters: 
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=registered[name]))
         started = time.monotonic()
-        # cached, as the detailed run scans the dataset once per expectation; a cache the
-        # caller made is used and left in place
-        owned_cache = frame.storageLevel == StorageLevel.NONE
-        cached = frame.cache() if owned_cache else frame
-        try:
-            run = partial(definition.run, batch_parameters={"dataframe": cached}, expectation_parameters=parameters,
-                          run_id=run_id)
-            # pass/fail alone needs one aggregation per dataset; examples of what is unexpected
-            # cost a scan per expectation, so they are collected only when something failed
-            validation = run(result_format="BOOLEAN_ONLY")
-            if not validation.success:
-                validation = run(result_format={"result_format": "SUMMARY",
+        run = partial(definition.run, expectation_parameters=parameters, run_id=run_id)
+        # pass/fail alone takes a few scans that read only the columns they need (GX bundles
+        # the aggregates), faster uncached than caching every column; the examples of what is
+        # unexpected cost a scan per expectation, so they are collected, over a cache, only
+        # when something failed
+        validation = run(batch_parameters={"dataframe": frame}, result_format="BOOLEAN_ONLY")
+        if not validation.success:
+            owned_cache = frame.storageLevel == StorageLevel.NONE  # a cache the caller made is left in place
+            cached = frame.cache() if owned_cache else frame
+            try:
+                validation = run(batch_parameters={"dataframe": cached},
+                                 result_format={"result_format": "SUMMARY",
                                                 "unexpected_index_column_names": DATASET_KEYS[name]})
-        finally:
-            if owned_cache:
-                cached.unpersist()
+            finally:
+                if owned_cache:
+                    cached.unpersist()
         found = _failures(name, validation)
         log.info("%s: %d expectations, %d failed (%.1f s)", name, len(validation.results), len(found),
                  time.monotonic() - started)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -121,4 +122,10 @@ def save_gate_result(settings: Settings, result) -> Path:
 def load_gate_result(settings: Settings, day: date, gate: str) -> dict | None:
     path = gate_result_path(settings, day, gate)
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def failed_gate_results(settings: Settings, gate: str, days: Sequence[date]) -> list[dict]:
+    """The saved results of ``gate`` that failed among ``days`` (days not gated are skipped)."""
+    results = (load_gate_result(settings, day, gate) for day in days)
+    return [result for result in results if result is not None and not result["success"]]
 
