@@ -7,9 +7,9 @@ MongoDB database, lake and staging area):
    their views and cart events (``globalmart.generator.lake``), scales it to ``--copies`` copies
    with distinct transaction, event, session and shopper ids into the lake (the generator writes
    ~19k events/s on this machine, so a 10× day takes ~10 minutes to simulate and ~1 minute to
-   copy; a copy shares only products and event times with the original), then runs the ``daily_batch`` DAG for it with
-   ``dag.test()`` through the LocalExecutor (every spark-submit, both gates, publish, notify) and prints the wall time of
-   the run and of each task;
+   copy; a copy shares only products and event times with the original), then runs the
+   ``daily_batch`` DAG for it with ``dag.test()`` through the LocalExecutor (every spark-submit,
+   both gates, publish, notify) and prints the wall time of the run and of each task;
 2. **year RFM**: writes ``--year-days`` days × ``--year-daily-transactions`` transactions
    (the three columns RFM reads: user, amount, date; users drawn with a skew so that some buy
    often) with Spark into another lake, then times the ``rfm`` step's spark-submit for the

@@ -43,8 +43,8 @@ PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
   || die "Python 3.11 is required ($PYTHON is $("$PYTHON" --version))"
 # compiled to bytecode at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
-# process would otherwise compile pandas, Great Expectations, Airflow... from source each start
-# (importing Great Expectations: 20 s uncompiled, 9 s compiled)
+# process (each Airflow task, each spark-submit) would compile pandas, Great Expectations,
+# Airflow... from source again at every start, more than doubling their import time
 if ! up_to_date venv-compiled "$ROOT/requirements.lock" "$ROOT/pyproject.toml" || [ ! -x "$VENV/bin/python" ]; then
   log "creating Python venv from requirements.lock"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
