@@ -16,10 +16,8 @@ The hours a batch touched are rolled up from their minute rows in SQL, in the sa
 
 from __future__ import annotations
 
-from contextlib import closing
 from datetime import datetime, timedelta
 
-import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg2.extras import execute_values
@@ -188,27 +186,27 @@ PRODUCT_MINUTE_COLUMNS = ("granularity", "window_start", "window_end", "product_
                           "transactions")
 
 
-def committed_watermark(settings: Settings, context: BatchContext) -> datetime | None:
+def committed_watermark(cur, settings: Settings, context: BatchContext) -> datetime | None:
     """The watermark of this batch: the newest event time committed before it, minus the lateness."""
-    with closing(psycopg2.connect(settings.postgres.dsn())) as conn, conn.cursor() as cur:
-        cur.execute("SELECT max_event_time FROM stream_watermarks WHERE query_name = %s AND checkpoint_id = %s",
-                    (context.query_name, context.checkpoint_id))
-        row = cur.fetchone()
+    cur.execute("SELECT max_event_time FROM stream_watermarks WHERE query_name = %s AND checkpoint_id = %s",
+                (context.query_name, context.checkpoint_id))
+    row = cur.fetchone()
     return row[0] - timedelta(seconds=settings.streaming.sales_watermark_seconds) if row else None
 
 
 def write_window_sales(settings: Settings):
     def handle(batch: DataFrame, context: BatchContext):
         table = minute_sales(batch).toArrow()
-        on_time, late = split_late(table, committed_watermark(settings, context))
-        category_rows = on_time.filter(pc.equal(on_time["kind"], "category"))
-        product_rows = on_time.filter(pc.equal(on_time["kind"], "product"))
-        # a late transaction's rows: one per category it touches, its ALL row and one per line;
-        # its ALL row counts it once
-        late_transactions = pc.sum(late.filter(pc.equal(late["category"], ALL_CATEGORIES))["transactions"]).as_py() or 0
         newest = pc.max(table["max_event_time"]).as_py() if table.num_rows else None
 
         def write(cur) -> int:
+            # read in the batch's own transaction, which also advances it
+            on_time, late = split_late(table, committed_watermark(cur, settings, context))
+            category_rows = on_time.filter(pc.equal(on_time["kind"], "category"))
+            product_rows = on_time.filter(pc.equal(on_time["kind"], "product"))
+            # a late transaction's rows: one per category it touches, its ALL row and one per line;
+            # its ALL row counts it once
+            late_transactions = pc.sum(late.filter(pc.equal(late["category"], ALL_CATEGORIES))["transactions"]).as_py() or 0
             execute_values(cur, ADD_CATEGORY_MINUTES, rows_of(category_rows, MINUTE_COLUMNS), page_size=PAGE_ROWS)
             execute_values(cur, ADD_PRODUCT_MINUTES, rows_of(product_rows, PRODUCT_MINUTE_COLUMNS), page_size=PAGE_ROWS)
             written = category_rows.num_rows + product_rows.num_rows
