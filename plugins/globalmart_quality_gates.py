@@ -30,14 +30,13 @@ class QualityGateSparkSubmitOperator(SparkSubmitOperator):
             return super().execute(context)
         except Exception:
             from globalmart.settings import get_settings
-            from globalmart.warehouse.emails import send_blocked
-            from globalmart.warehouse.sources import days_between, failed_gate_results
+            from globalmart.warehouse.emails import send_failed_gate
+            from globalmart.warehouse.sources import days_between
 
             settings = get_settings()
             days = days_between(date.fromisoformat(self.start), date.fromisoformat(self.end))
-            failed = failed_gate_results(settings, self.gate, days)
+            failed, email = send_failed_gate(self.gate, days, settings)
             if failed:
-                email = send_blocked(failed, settings)
                 raise AirflowFailException(
                     f"{self.gate} gate failed for {', '.join(result['day'] for result in failed)}: nothing published; "
                     f"the failing expectations are in this log above and were emailed to "

@@ -15,7 +15,7 @@ from globalmart.generator.lake import write_lake
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.quality_gates.gates import OUTPUT_GATE, RAW_DAY_GATE
 from globalmart.warehouse import publish, sources, steps
-from globalmart.warehouse.emails import send_blocked
+from globalmart.warehouse.emails import send_failed_gate
 from globalmart.warehouse.rfm import SEGMENTS
 from tests.mail_helpers import inbox_of
 from tests.warehouse_fixtures import END_DATE, warehouse_sandbox, warehouse_snapshot
@@ -31,8 +31,7 @@ def run_batch(spark, settings, days) -> dict:
         try:
             step(spark, settings, days)
         except steps.GateFailed:
-            gate = RAW_DAY_GATE if name == "gate_raw" else OUTPUT_GATE
-            send_blocked(sources.failed_gate_results(settings, gate, days), settings)
+            send_failed_gate(RAW_DAY_GATE if name == "gate_raw" else OUTPUT_GATE, days, settings)
             raise
     database = MongoClient(settings.mongo.uri)[settings.mongo.database]
     return publish.publish(database, settings, days)

@@ -9,6 +9,7 @@ hook, ``alerting.recipients``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from jinja2 import Environment, StrictUndefined
 
@@ -103,6 +104,16 @@ def send_blocked(results: Sequence[dict], settings: Settings) -> RenderedEmail:
     email = render_blocked(results, settings)
     send(email, settings)
     return email
+
+
+def send_failed_gate(gate: str, days: Sequence[date], settings: Settings) -> tuple[list[dict], RenderedEmail | None]:
+    """Email the failures of ``gate`` among ``days``, as the gate saved them (the DAG's gate
+    operator does this: a spark-submit cannot reach Airflow's SMTP connection). Returns the
+    failed results and the email, None when no day failed."""
+    from globalmart.warehouse import sources  # imports PySpark: kept out of the summary email's task
+
+    failed = sources.failed_gate_results(settings, gate, days)
+    return failed, send_blocked(failed, settings) if failed else None
 
 
 def send_published(published: dict[str, dict[str, int]], settings: Settings) -> RenderedEmail:

@@ -13,7 +13,7 @@ Spark drivers side by side (each a JVM warming up its JIT) took longer than the 
 
 The raw gate of a day empties its staging area first. A failed gate saves its results there
 (with the Data Docs path) and raises ``GateFailed``: nothing is published, and the DAG's gate
-operator emails the failing expectations (:func:`globalmart.warehouse.emails.send_blocked`).
+operator emails the failing expectations (:func:`globalmart.warehouse.emails.send_failed_gate`).
 Every step overwrites what it stages, so re-running one is safe.
 """
 
