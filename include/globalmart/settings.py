@@ -150,7 +150,8 @@ class AirflowSettings(BaseModel):
 class SparkSettings(BaseModel):
     master: str = "local[*]"
     local_ip: str = "127.0.0.1"
-    # batch jobs cache a whole day for the gates (10x the seed's volume: ~7M product views)
+    # a failed gate caches the whole day to collect examples of what failed (at 10x the seed's
+    # volume: ~7M product views); the ETL caches the day's transactions
     driver_memory: str = "3g"
     shuffle_partitions: int = 4
 
