@@ -106,8 +106,8 @@ class _JsonEvents:
     """The py4j side of a Python listener that receives each progress as one JSON document.
 
     PySpark's own bridge (``JStreamingQueryListener``) rebuilds a progress field by field,
-    some fifty py4j round trips per event; with a dozen queries reporting every second that
-    took a fifth of a core. ``progress().json()`` is one call, parsed the way
+    some fifty py4j round trips per event, a cost paid for every query every second.
+    ``progress().json()`` is one call, parsed the way
     ``StreamingQuery.recentProgress`` does."""
 
     def __init__(self, listener: StreamingQueryListener):
