@@ -26,7 +26,6 @@ import signal
 import statistics
 import sys
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -34,19 +33,19 @@ from confluent_kafka import Producer
 
 from globalmart.events import Transaction
 from globalmart.settings import get_settings
-from globalmart.streaming.control import AirflowApi, first_progress_after, pipeline_jvms, process_task, query_runs
+from globalmart.streaming.control import (
+    AirflowApi,
+    first_progress_after,
+    pipeline_jvms,
+    poll_until,
+    process_task,
+    query_runs,
+)
 from globalmart.streaming.launch import APPS
 
 
-def wait_for(what: str, check, timeout: float, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+def wait_for(what: str, check, timeout: float):
+    return poll_until(what, check, timeout, every=0.5)
 
 
 def seconds(start: datetime, end: datetime | None) -> float | None:

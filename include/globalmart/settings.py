@@ -330,6 +330,8 @@ class Settings(BaseSettings):
     lake_dir: Path = Field(default_factory=lambda data: data["state_dir"] / "lake")
     # the daily batch's staging area (write-audit-publish): <warehouse_dir>/staging/<day>/<table>
     warehouse_dir: Path = Field(default_factory=lambda data: data["state_dir"] / "warehouse")
+    # validation results and Data Docs of the daily batch's quality gates
+    great_expectations_dir: Path = Field(default_factory=lambda data: data["state_dir"] / "great_expectations")
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
     mongo: MongoSettings = MongoSettings()
@@ -362,11 +364,6 @@ class Settings(BaseSettings):
         return self.state_dir / "logs"
 
     @property
-    def great_expectations_dir(self) -> Path:
-        """Validation results and Data Docs of the daily batch's quality gates."""
-        return self.state_dir / "great_expectations"
-
-    @property
     def secrets_file(self) -> Path:
         return self.state_dir / "secrets.env"
 
@@ -379,6 +376,7 @@ def env_overrides(settings: Settings) -> dict[str, str]:
     env[f"{ENV_PREFIX}POSTGRES__DATABASE"] = settings.postgres.database
     env[f"{ENV_PREFIX}LAKE_DIR"] = str(settings.lake_dir)
     env[f"{ENV_PREFIX}WAREHOUSE_DIR"] = str(settings.warehouse_dir)
+    env[f"{ENV_PREFIX}GREAT_EXPECTATIONS_DIR"] = str(settings.great_expectations_dir)
     env[f"{ENV_PREFIX}MONGO__DATABASE"] = settings.mongo.database
     return env
 

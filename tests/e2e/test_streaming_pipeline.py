@@ -17,21 +17,14 @@ import httpx
 import pytest
 
 from globalmart import db
-from globalmart.streaming.control import AirflowApi, pipeline_jvms, query_runs, wait_for_restart
+from globalmart.streaming.control import AirflowApi, pipeline_jvms, poll_until, query_runs, wait_for_restart
 
 APP = "sales_metrics"
 TASK = "run_all_apps"
 
 
-def wait_until(what: str, check, timeout: float, every: float = 2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+def wait_until(what: str, check, timeout: float):
+    return poll_until(what, check, timeout, every=2)
 
 
 def incidents_since(settings, subject: str, moment: datetime) -> list[tuple]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 
 import pytest
 from pymongo import MongoClient
@@ -34,7 +34,7 @@ def database(databases):
 
 def load(database, table: str, *days: list[dict]) -> list[int]:
     """Merge each day's documents (copies: the publish step sets their _id) in order; what each wrote."""
-    return [_merge_dimension(database, table, date(2026, 11, 17), iter([[dict(d) for d in day]]), writers=2)
+    return [_merge_dimension(database, table, iter([[dict(d) for d in day]]), writers=2)
             for day in days]
 
 

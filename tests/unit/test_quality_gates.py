@@ -35,10 +35,11 @@ def day_transactions():
 
 @pytest.fixture(scope="module")
 def gate_settings(settings, tmp_path_factory):
-    """Settings whose state dir (hence GX results and Data Docs) is private to this module; the
-    Data Docs index lists only the latest runs, as every build re-reads the runs it lists."""
+    """Settings whose GX results and Data Docs are private to this module; the Data Docs index
+    lists only the latest runs, as every build re-reads the runs it lists."""
     warehouse = settings.warehouse.model_copy(update={"data_docs_index_runs": 5})
-    return settings.model_copy(update={"state_dir": tmp_path_factory.mktemp("state"), "warehouse": warehouse})
+    return settings.model_copy(update={"great_expectations_dir": tmp_path_factory.mktemp("great_expectations"),
+                                       "warehouse": warehouse})
 
 
 @pytest.fixture(scope="module")

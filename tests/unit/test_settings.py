@@ -1,7 +1,7 @@
 import json
 
 from globalmart.platform.airflow_env import airflow_environment, connections
-from globalmart.settings import Settings, load_settings
+from globalmart.settings import Settings, env_overrides, load_settings
 
 
 def test_env_overrides_nested_settings(monkeypatch):
@@ -10,6 +10,17 @@ def test_env_overrides_nested_settings(monkeypatch):
     settings = load_settings()
     assert settings.kafka.bootstrap_servers == "127.0.0.1:19092"
     assert settings.thresholds.low_stock == 25
+
+
+def test_a_child_process_given_env_overrides_sees_the_sandbox_paths(monkeypatch, tmp_path):
+    """A benchmark's spark-submits must write their lake, staging and Data Docs in its sandbox."""
+    sandbox = Settings().model_copy(update={"lake_dir": tmp_path / "lake", "warehouse_dir": tmp_path / "warehouse",
+                                            "great_expectations_dir": tmp_path / "gx"})
+    for name, value in env_overrides(sandbox).items():
+        monkeypatch.setenv(name, value)
+    child = load_settings()
+    assert (child.lake_dir, child.warehouse_dir, child.great_expectations_dir) == (
+        tmp_path / "lake", tmp_path / "warehouse", tmp_path / "gx")
 
 
 def test_seed_thresholds_are_the_defaults():

@@ -90,6 +90,18 @@ def first_progress_after(settings: Settings, apps: list[str], moment: datetime) 
         return cur.fetchone()[0]
 
 
+def poll_until(what: str, check: Callable[[], object], timeout: float, every: float = 1.0):
+    """``check()``'s first truthy value, polled every ``every`` seconds; TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
 def wait_for_restart(settings: Settings, app: str, before: dict[str, tuple[str, str, datetime]], timeout: float,
                      report: Callable[[str], None] = log.info) -> dict[str, tuple[str, str, datetime]]:
     """Wait until every query of ``app`` known ``before`` runs under a new run id and reports."""

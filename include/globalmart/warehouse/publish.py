@@ -187,8 +187,7 @@ def attribute_replace(staged: Document) -> list[ReplaceOne]:
     return [ReplaceOne({"_id": staged["_id"], "$nor": [attributes]}, staged)]
 
 
-def _merge_dimension(database: Database, table: str, _day: date, documents: Iterator[list[Document]],
-                     writers: int) -> int:
+def _merge_dimension(database: Database, table: str, documents: Iterator[list[Document]], writers: int) -> int:
     """Insert the batch; the keys already stored (the inserts' duplicate-key errors) are merged
     with updates by ``_id``. Documents inserted plus updates that changed one.
 
@@ -225,8 +224,11 @@ def publish_day(database: Database, settings: Settings, day: date) -> dict[str, 
                   sources.SALES_TRENDS):
         started = time.monotonic()
         documents = staged_documents(settings, day, table, size)
-        write = _merge_dimension if table in DIMENSION_KEYS else _replace_slice
-        counts[table] = write(database, table, day, documents, settings.warehouse.publish_writers)
+        writers = settings.warehouse.publish_writers
+        if table in DIMENSION_KEYS:
+            counts[table] = _merge_dimension(database, table, documents, writers)
+        else:
+            counts[table] = _replace_slice(database, table, day, documents, writers)
         log.info("%s %s: %d documents written (%.1f s)", day, table, counts[table], time.monotonic() - started)
     return counts
 

@@ -30,11 +30,9 @@ def warehouse_sandbox(settings: Settings, name: str, catalog: dict | None = None
         "catalog": settings.catalog.model_copy(update=catalog or {}),
         "postgres": settings.postgres.model_copy(update={"database": f"globalmart_{tag}"}),
         "mongo": settings.mongo.model_copy(update={"database": f"globalmart_{tag}"}),
-        # Great Expectations results and Data Docs (in-process gates only: spark-submits load
-        # the secrets, hence the state dir, from the environment)
-        "state_dir": folder / "state",
         "lake_dir": folder / "lake",
         "warehouse_dir": folder / "warehouse",
+        "great_expectations_dir": folder / "great_expectations",
     })
     # the superuser reaches PostgreSQL through the live state dir's socket
     create_database(settings, private.postgres.database)
