@@ -23,10 +23,6 @@ APP = "sales_metrics"
 TASK = "run_all_apps"
 
 
-def wait_until(what: str, check, timeout: float):
-    return poll_until(what, check, timeout, every=2)
-
-
 def incidents_since(settings, subject: str, moment: datetime) -> list[tuple]:
     with db.connect(settings) as conn, conn.cursor() as cur:
         cur.execute("SELECT incident_id, problem, opened_by, closed_at FROM stream_incidents "
@@ -85,11 +81,11 @@ def test_kill_restart_button_and_stop(pipeline_run):
         fresh = {name: v for name, v in queries.items() if v[1] in ("running", "idle") and v[2] > started}
         return fresh if fresh and len(fresh) == len(queries) else None
 
-    first = wait_until(f"{APP} to report from the pipeline", running_under_new_runs, timeout=240)
+    first = poll_until(f"{APP} to report from the pipeline", running_under_new_runs, timeout=240)
     checkpoints = checkpoint_ids(settings)
-    (jvm,) = wait_until("the pipeline's spark-submit JVM", lambda: pipeline_jvms(run, TASK), timeout=30)
+    (jvm,) = poll_until("the pipeline's spark-submit JVM", lambda: pipeline_jvms(run, TASK), timeout=30)
     # an incident left open by an earlier run is closed by the sensor once the app reports
-    wait_until("no open incident", lambda: not open_incidents(settings, APP), timeout=60)
+    poll_until("no open incident", lambda: not open_incidents(settings, APP), timeout=60)
 
     killed_at = datetime.now(UTC)
     os.kill(jvm, signal.SIGKILL)
@@ -103,12 +99,12 @@ def test_kill_restart_button_and_stop(pipeline_run):
     assert new_jvm != jvm
 
     # the death is one incident: opened by the task's retry, closed by the sensor once the app reports again
-    (incident,) = wait_until("the incident to close", lambda: [
+    (incident,) = poll_until("the incident to close", lambda: [
         i for i in incidents_since(settings, APP, killed_at) if i[3] is not None], timeout=120)
     incident_id, problem, opened_by, _ = incident
     assert (problem, opened_by) == ("down", f"streaming_pipeline.{TASK}")
     assert len(incidents_since(settings, APP, killed_at)) == 1
-    wait_until("the recovery email", lambda: emails_with(settings, f"Resolved: streaming incident #{incident_id}:"),
+    poll_until("the recovery email", lambda: emails_with(settings, f"Resolved: streaming incident #{incident_id}:"),
                timeout=30)
     (email,) = emails_with(settings, f"] Streaming incident #{incident_id}: {APP} is down")
     assert "spark-submit of sales_metrics exited" in httpx.get(
@@ -122,7 +118,7 @@ def test_kill_restart_button_and_stop(pipeline_run):
         try:
             restart_run = api._json("POST", "/api/v2/dags/restart_streaming_app/dagRuns",
                                     json={"logical_date": None, "conf": {"app": APP}})["dag_run_id"]
-            state = wait_until("the restart run to finish", lambda: api._json(
+            state = poll_until("the restart run to finish", lambda: api._json(
                 "GET", f"/api/v2/dags/restart_streaming_app/dagRuns/{restart_run}")["state"] in ("success", "failed")
                 and api._json("GET", f"/api/v2/dags/restart_streaming_app/dagRuns/{restart_run}")["state"], 300, 5)
         finally:
@@ -142,5 +138,5 @@ def test_kill_restart_button_and_stop(pipeline_run):
     # stopping the run stops the apps: the queries stop between batches and the JVM exits
     with AirflowApi(settings) as api:
         api._json("PATCH", f"/api/v2/dags/streaming_pipeline/dagRuns/{run}", json={"state": "failed"})
-    wait_until("the JVM to exit", lambda: not pipeline_jvms(run, TASK), timeout=60)
+    poll_until("the JVM to exit", lambda: not pipeline_jvms(run, TASK), timeout=60)
     assert incidents_since(settings, APP, pressed) == []  # a stop on request is no incident
