@@ -30,8 +30,9 @@ def read_all(settings, topic_key):
 
 
 def produce_raw(settings, topic_key, records: list[tuple[bytes, bytes]]) -> None:
-    """Send (key, value) records as they are, without the generator's contract check."""
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    """Send (key, value) records as they are, without the generator's contract check, in order:
+    tests expect their offsets (without idempotence a retried first send can land after the rest)."""
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "enable.idempotence": True})
     for key, value in records:
         producer.produce(getattr(settings.kafka, topic_key).name, key=key, value=value)
     assert producer.flush(10) == 0
