@@ -55,7 +55,7 @@ def spark_side(bootstrap: str, topic: str, trigger: str, sink: str, work_dir: Pa
     spark.sparkContext.setLogLevel("WARN")
     records = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
                .option("subscribe", topic).option("startingOffsets", "earliest").load())
-    latencies_file = str(work_dir / "latencies.jsonl")
+    latencies_file = str(work_dir / "latencies.txt")
 
     class ArrivalWriter:
         def open(self, partition_id, epoch_id):
@@ -141,12 +141,15 @@ def run_variant(settings, trigger: str, sink: str, rate: int, seconds: float) ->
                # Spark's floor on the real-time batch length (5 s by default), lowered for the 1-second variant
                "--conf", "spark.sql.streaming.realTimeMode.minBatchDuration=1s",
                __file__, "--spark-side", bootstrap, topic, trigger, sink, str(work_dir), str(seconds + 60)]
-    spark = subprocess.Popen(command, env=os.environ | submit_environment(settings),
-                             stdout=subprocess.DEVNULL, stderr=open(work_dir / "spark.log", "w"))  # noqa: SIM115
+    spark_log = work_dir / "spark.log"
+    with spark_log.open("w") as log:
+        spark = subprocess.Popen(command, env=os.environ | submit_environment(settings), stdout=subprocess.DEVNULL,
+                                 stderr=log)
     try:
         while not (work_dir / "started").exists():
-            if spark.poll() is not None:
-                raise SystemExit(f"the probe's spark-submit exited with {spark.returncode}: see {work_dir / 'spark.log'}")
+            if spark.poll() is not None:  # its work dir goes in the finally below: show the log's end now
+                raise SystemExit(f"the probe's spark-submit exited with {spark.returncode}:\n"
+                                 f"{spark_log.read_text()[-3000:]}")
             time.sleep(0.5)
         time.sleep(10)  # the first batches plan and compile the query
         consumed: list[float] = []
@@ -161,7 +164,7 @@ def run_variant(settings, trigger: str, sink: str, rate: int, seconds: float) ->
             latencies = consumed
         else:
             time.sleep(8)  # the last batch reaches the writer
-            latencies = [float(line) for line in (work_dir / "latencies.jsonl").read_text().split()]
+            latencies = [float(line) for line in (work_dir / "latencies.txt").read_text().split()]
         return percentiles(latencies) | {"sent": sent}
     finally:
         spark.terminate()
