@@ -47,13 +47,16 @@ the data lake) and keep them running, supervised, until the run is stopped.
   the task fails and **retries: that is the restart** (up to {supervision.restart_retries} times,
   exponential backoff from {supervision.restart_delay_seconds:.0f} s), resuming from the apps'
   checkpoints, and a *down* incident email is sent once.
-- **supervise_&lt;app&gt;**: a deferrable sensor per app. From the triggerer it checks every
-  {supervision.check_interval_seconds:.0f} s the app's heartbeat (`stream_status`), its progress
-  (`stream_progress`) and its Kafka lag against the topics' high-water marks. No heartbeat for
-  {supervision.heartbeat_timeout_seconds:.0f} s: *down*; input waiting and no batch for
-  {supervision.stall_seconds:.0f} s: *stalled*; more than {supervision.max_lag_records:,} records behind:
-  *lagging*. Each incident is one email (recorded in PostgreSQL `stream_incidents`, so a
-  triggerer restart sends nothing twice), and one more when it clears.
+- **supervise_&lt;app&gt;**: a deferrable sensor per app, deferred once for the whole run. From the
+  triggerer it checks every {supervision.check_interval_seconds:.0f} s the app's heartbeat
+  (`stream_status`), its progress (`stream_progress`) and its Kafka lag against the topics'
+  high-water marks. No heartbeat for {supervision.heartbeat_timeout_seconds:.0f} s: *down* (a starting app,
+  until its first batch or idle report: {supervision.startup_grace_seconds:.0f} s); input seen waiting
+  and no batch for {supervision.stall_seconds:.0f} s: *stalled*; more than {supervision.max_lag_records:,}
+  records behind: *lagging*. Each incident names the apps or queries affected and is one email
+  (recorded in PostgreSQL `stream_incidents`, so a triggerer restart sends nothing twice), and one
+  more when it clears. The trigger opens and closes incidents itself and never resumes the
+  sensor: a resume could meet Airflow's defer/resume race (apache/airflow#72716) and spend a retry.
 
 **Stop**: mark the run *failed* or *success*. Each Spark task is asked to stop: its queries
 stop (a micro-batch still running after a few seconds is cut short: the sinks are

@@ -191,7 +191,10 @@ class SupervisionSettings(BaseModel):
     # no heartbeat (stream_status) for this long: the app is down. An idle query reports every
     # 10 s, a busy one after each batch; an app whose trigger is slower gets 3 triggers
     heartbeat_timeout_seconds: float = Field(120.0, gt=0)
-    # input waiting and no batch completed for this long: stalled (at least 3 triggers)
+    # a starting app (JVM, session, first batch from its checkpoints) may be silent this long
+    # before its first batch or idle report; at least the heartbeat timeout
+    startup_grace_seconds: float = Field(600.0, gt=0)
+    # input seen waiting and no batch completed for this long: stalled (at least 3 triggers)
     stall_seconds: float = Field(300.0, gt=0)
     max_lag_records: int = Field(100_000, ge=0)  # Kafka records behind the high-water marks: lagging
     # a dead app is restarted by its task's retries: exponential backoff from this delay

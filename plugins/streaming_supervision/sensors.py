@@ -1,10 +1,12 @@
 """StreamingAppSensor: supervises one streaming app for as long as the DAG run lives.
 
-Deferred, it waits in the triggerer (:class:`StreamingAppHealthTrigger`) until the app's
-problems differ from its open incidents; then it wakes on a worker, opens the new incidents
-(one email each) and closes the cleared ones (one recovery email each) in PostgreSQL, and
-defers again. A dead app is restarted by its ``run_*`` Spark task's retries, not here. With
-``deferrable=False`` it does the same in ``reschedule`` mode, one check per poke.
+Deferred once, for the whole run: its trigger (:class:`StreamingAppHealthTrigger`) checks the
+app in the triggerer and opens and closes its incidents (one email each) itself, so the sensor
+never resumes and no worker slot is held. Resuming after every incident change is what exposed
+it to the scheduler's defer/resume race (see the trigger's module). A dead app is restarted by
+its ``run_*`` Spark task's retries, not here. With ``deferrable=False`` it does the same checks
+as one long poke on a worker (``mode="poke"``: a ``reschedule`` exit meets the same race, and a
+stall is seen across checks, which a rescheduled sensor would forget).
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from airflow.providers.common.compat.sdk import AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowSkipException
 from airflow.sdk.bases.sensor import BaseSensorOperator
 
 from globalmart.streaming.health import limits_for
 from globalmart.streaming.launch import APPS
 
-from streaming_supervision.hooks import StreamingHealthHook
 from streaming_supervision.triggers import StreamingAppHealthTrigger
 
 
@@ -46,7 +47,7 @@ class StreamingAppSensor(BaseSensorOperator):
     def __init__(self, *, app: str, group: tuple[str, ...], selected_apps: str = ",".join(APPS),
                  postgres_conn_id: str = "postgres_default", kafka_conn_id: str = "kafka_default",
                  deferrable: bool = True, **kwargs):
-        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("mode", "poke")
         super().__init__(**kwargs)
         if app not in group:
             raise ValueError(f"{app} is not in its group {group}")
@@ -56,8 +57,9 @@ class StreamingAppSensor(BaseSensorOperator):
         self.postgres_conn_id = postgres_conn_id
         self.kafka_conn_id = kafka_conn_id
         self.deferrable = deferrable
+        self._seen_waiting = {}  # what the previous poke saw waiting (deferrable=False)
 
-    def _trigger(self, supervising_since: str) -> StreamingAppHealthTrigger:
+    def _trigger(self, context, supervising_since: str) -> StreamingAppHealthTrigger:
         from globalmart.settings import get_settings
 
         settings = get_settings()
@@ -66,6 +68,7 @@ class StreamingAppSensor(BaseSensorOperator):
             app=self.app, group=running,
             limits={app: asdict(limits_for(settings, app)) for app in running},
             supervising_since=supervising_since,
+            supervisor=f"{context['ti'].dag_id}.{context['ti'].task_id}",
             poll_interval=settings.supervision.check_interval_seconds,
             postgres_conn_id=self.postgres_conn_id, kafka_conn_id=self.kafka_conn_id,
         )
@@ -75,35 +78,16 @@ class StreamingAppSensor(BaseSensorOperator):
             raise AirflowSkipException(f"{self.app} is not started by this run")
         if not self.deferrable:
             return super().execute(context)
-        self.log.info("supervising %s (process hosting %s)", self.app, ", ".join(self.group))
-        self.defer(trigger=self._trigger(datetime.now(UTC).isoformat()), method_name="execute_complete")
+        self.log.info("supervising %s (process hosting %s) from the triggerer", self.app, ", ".join(self.group))
+        self.defer(trigger=self._trigger(context, datetime.now(UTC).isoformat()), method_name="execute_complete")
 
     def poke(self, context) -> bool:
         """One check and the incident changes it calls for; never done: supervision lasts the run."""
         start = context["ti"].start_date or datetime.now(UTC)
-        health, open_incidents = asyncio.run(self._trigger(start.isoformat()).check_once())
-        self._act(context, [asdict(f) | {"problem": f.problem.value} for f in health.findings], open_incidents)
+        health = asyncio.run(self._trigger(context, start.isoformat()).supervise_now(self._seen_waiting))
+        self._seen_waiting = health.waiting_since
         return False
 
-    def execute_complete(self, context, event: dict) -> None:
-        self._act(context, event["findings"], {tuple(key) for key in event["open"]})
-        self.defer(trigger=self._trigger(event["supervising_since"]), method_name="execute_complete")
-
-    def _act(self, context, findings: list[dict], open_incidents: set[tuple[str, str]]) -> None:
-        from globalmart.alerting.delivery import send
-        from globalmart.settings import get_settings
-
-        settings = get_settings()
-        hook = StreamingHealthHook(postgres_conn_id=self.postgres_conn_id, kafka_conn_id=self.kafka_conn_id)
-        by = f"{context['ti'].dag_id}.{context['ti'].task_id}"
-        wanted = {(f["subject"], f["problem"]): f for f in findings}
-        for (subject, problem), finding in sorted(wanted.items()):
-            if (subject, problem) not in open_incidents:
-                opened = hook.open_incident(subject, problem, finding["reason"], finding["figures"], by,
-                                            lambda email: send(email, settings))
-                self.log.warning("%s %s: %s%s", subject, problem, finding["reason"],
-                                 f" (incident #{opened} emailed)" if opened else " (incident already open)")
-        for subject, problem in sorted(open_incidents - set(wanted)):
-            closed = hook.close_incident(subject, problem, by, lambda email: send(email, settings))
-            self.log.info("%s %s cleared%s", subject, problem, f" (incident #{closed} closed, recovery emailed)" if closed else "")
-
+    def execute_complete(self, context, event=None) -> None:
+        # the trigger fires no event; resuming here means something ended it
+        raise AirflowException(f"supervision of {self.app} ended unexpectedly: {event}")

@@ -19,7 +19,8 @@ def test_trigger_serialization_round_trip():
     trigger = StreamingAppHealthTrigger(
         app="sales_metrics", group=["sales_metrics", "sessions"],
         limits={app: asdict(limits_for(Settings(), app)) for app in ("sales_metrics", "sessions")},
-        supervising_since="2026-11-22T12:00:00+00:00", poll_interval=2.5,
+        supervising_since="2026-11-22T12:00:00+00:00", supervisor="streaming_pipeline.supervise_sales_metrics",
+        poll_interval=2.5,
         postgres_conn_id="pg_x", kafka_conn_id="kafka_x",
     )
     classpath, kwargs = trigger.serialize()
@@ -28,7 +29,7 @@ def test_trigger_serialization_round_trip():
     assert rebuilt.serialize() == (classpath, kwargs)
     assert classpath == "streaming_supervision.triggers.StreamingAppHealthTrigger"
     assert kwargs["limits"]["sessions"] == {"heartbeat_timeout_seconds": 120.0, "stall_seconds": 300.0,
-                                            "max_lag_records": 100_000}
+                                            "max_lag_records": 100_000, "startup_grace_seconds": 600.0}
 
 
 def test_selected_apps_are_checked():
@@ -56,12 +57,17 @@ def test_pipeline_runs_each_group_and_supervises_each_app():
 
 def test_incident_and_recovery_emails_carry_the_facts():
     opened = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    email = incident_email(42, "all_apps", "down", "sales_metrics: query stopped", {"apps_down": ["sales_metrics"]},
+    email = incident_email(42, "all_apps", "down", "sales_metrics: query stopped", {"affected": ["sales_metrics"]},
                            opened, "streaming_pipeline.run_all_apps")
-    assert email.subject == "[GlobalMart] Streaming incident #42: all_apps is down"
-    for fact in ("#42", "all_apps", "2026-11-22 12:00:00 UTC", "sales_metrics: query stopped", "Apps down"):
+    assert email.subject == "[GlobalMart] Streaming incident #42: all_apps is down: sales_metrics"
+    for fact in ("#42", "all_apps", "2026-11-22 12:00:00 UTC", "sales_metrics: query stopped", "Affected"):
         assert fact in email.text and fact in email.html
-    healed = recovery_email(42, "all_apps", "down", "x", opened, datetime(2026, 11, 22, 12, 3, tzinfo=UTC))
-    assert healed.subject == "[GlobalMart] Resolved: streaming incident #42: all_apps is down"
+    healed = recovery_email(42, "all_apps", "down", "x", opened, datetime(2026, 11, 22, 12, 3, tzinfo=UTC),
+                            figures={"affected": ["sales_metrics"]})
+    assert healed.subject == "[GlobalMart] Resolved: streaming incident #42: all_apps is down: sales_metrics"
+    # the process died (its task's retry): the subject alone says it
+    assert incident_email(7, "all_apps", "down", "spark-submit exited", {}, opened, "x").subject.endswith("all_apps is down")
+    query = incident_email(8, "sessions", "down", "x", {"affected": ["sessions.sessions"]}, opened, "x")
+    assert query.subject.endswith("#8: sessions is down: sessions.sessions")
     assert "3.0 min" in healed.text
     assert "<script>" not in incident_email(1, "a", "stalled", "<script>", {}, opened, "x").html

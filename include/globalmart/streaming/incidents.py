@@ -33,7 +33,7 @@ RETURNING incident_id, opened_at
 CLOSE = """
 UPDATE stream_incidents SET closed_at = now(), closed_by = %s
 WHERE subject = %s AND problem = %s AND closed_at IS NULL
-RETURNING incident_id, opened_at, closed_at, reason
+RETURNING incident_id, opened_at, closed_at, reason, figures
 """
 
 def stopped_cleanly(conn, apps: Iterable[str], since: datetime) -> bool:
@@ -69,8 +69,9 @@ def close_incident(conn, subject: str, problem: str, closed_by: str, send: Send,
             cur.execute(CLOSE, (closed_by, subject, problem))
             row = cur.fetchone()
         if row is not None:
-            incident_id, opened_at, closed_at, reason = row
-            send(recovery_email(incident_id, subject, problem, reason, opened_at, closed_at, subject_prefix))
+            incident_id, opened_at, closed_at, reason, figures = row
+            send(recovery_email(incident_id, subject, problem, reason, opened_at, closed_at, subject_prefix,
+                                figures or {}))
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -116,9 +117,15 @@ ADVICE = {
 }
 
 
+def _what(subject: str, problem: str, figures: dict) -> str:
+    """"sales_metrics is down: sales_metrics.windows": the subject, and what in it is affected."""
+    affected = [name for name in figures.get("affected", []) if name != subject]
+    return f"{subject} {PROBLEM_TITLES.get(problem, problem)}" + (f": {', '.join(affected)}" if affected else "")
+
+
 def incident_email(incident_id: int, subject: str, problem: str, reason: str, figures: dict, opened_at: datetime,
                    opened_by: str, subject_prefix: str = "[GlobalMart]") -> RenderedEmail:
-    headline = f"Streaming incident #{incident_id}: {subject} {PROBLEM_TITLES.get(problem, problem)}"
+    headline = f"Streaming incident #{incident_id}: {_what(subject, problem, figures)}"
     facts = [("Incident", f"#{incident_id}"), ("Subject", subject), ("Problem", problem), ("Since", _moment(opened_at)),
              ("Reason", reason), ("Detected by", opened_by)]
     facts += [(key.replace("_", " ").capitalize(), json.dumps(value, default=str) if not isinstance(value, str) else value)
@@ -129,9 +136,9 @@ def incident_email(incident_id: int, subject: str, problem: str, reason: str, fi
 
 
 def recovery_email(incident_id: int, subject: str, problem: str, reason: str, opened_at: datetime,
-                   closed_at: datetime, subject_prefix: str = "[GlobalMart]") -> RenderedEmail:
+                   closed_at: datetime, subject_prefix: str = "[GlobalMart]", figures: dict | None = None) -> RenderedEmail:
     minutes = (closed_at - opened_at).total_seconds() / 60
-    headline = f"Resolved: streaming incident #{incident_id}: {subject} {PROBLEM_TITLES.get(problem, problem)}"
+    headline = f"Resolved: streaming incident #{incident_id}: {_what(subject, problem, figures or {})}"
     facts = [("Incident", f"#{incident_id}"), ("Subject", subject), ("Problem", problem),
              ("Opened", _moment(opened_at)), ("Resolved", _moment(closed_at)), ("Lasted", f"{minutes:.1f} min"),
              ("Reason it opened", reason)]
