@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 from confluent_kafka import KafkaException, Producer
@@ -24,12 +25,17 @@ from pydantic import ValidationError
 from globalmart.events import SCHEMA_VERSION, TOPIC_CONTRACTS, describe_errors
 from globalmart.generator.catalog import get_catalog
 from globalmart.generator.render import Message
+from globalmart.generator.stock_rules import restocked_units
 from globalmart.generator.traffic import TrafficConfig, TrafficStream
 from globalmart.settings import Settings
+
+if TYPE_CHECKING:
+    from globalmart.generator.stock_ledger import StockLedger
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_SECONDS = 30.0
 EVENT_TOPICS = ("product_views", "cart_events", "transactions", "inventory")
+STOCK_SAVE_SECONDS = 30.0  # a killed run's ledger misses at most this much of its sales
 
 
 class GeneratorError(RuntimeError):
@@ -72,6 +78,7 @@ class RunReport:
     sim_end: str = ""
     cpu_seconds: float = 0.0
     simulation: dict = field(default_factory=dict)  # sessions, carts, purchases, abandoned, ...
+    stock_ledger: dict = field(default_factory=dict)  # which source set the opening stock; products saved
 
     @property
     def events(self) -> int:
@@ -106,6 +113,7 @@ class RunReport:
             "event_time_end": self.sim_end,
             "cpu_seconds": round(self.cpu_seconds, 3),
             "simulation": self.simulation,
+            "stock_ledger": self.stock_ledger,
         }
 
 
@@ -115,6 +123,8 @@ class KafkaPublisher:
         self.report = report
         self.names = {key: getattr(settings.kafka, key).name for key in TOPIC_CONTRACTS}
         self.validators = {key: model.__pydantic_validator__.validate_json for key, model in TOPIC_CONTRACTS.items()}
+        # restocks the simulator counted that never reach the topic (dead-lettered, delivery failed)
+        self.lost_restocks: Counter = Counter()
         config = producer_config(settings)
         config["on_delivery"] = self._on_delivery_error
         config["error_cb"] = self._on_client_error
@@ -134,6 +144,8 @@ class KafkaPublisher:
 
     def _on_delivery_error(self, error, message) -> None:
         self.report.delivery_failures[message.topic()] += 1
+        if message.topic() == self.names["inventory"]:
+            self.lost_restocks.update(restocked_units([("inventory", message.key().decode(), message.value())]))
         if len(self.report.delivery_errors) < 10:
             self.report.delivery_errors.append(f"{message.topic()}: {error}")
 
@@ -175,6 +187,7 @@ class KafkaPublisher:
         }
         self._produce(self.names["dead_letters"], orjson.dumps(record), key)
         self.report.dead_letters[topic] += 1
+        self.lost_restocks.update(restocked_units([(topic, key, value)]))
         self.report.dead_letter_reasons[reason[:80]] += 1
 
     def flush(self) -> None:
@@ -232,21 +245,27 @@ def run(
     stop: threading.Event | None = None,
     progress: Progress | None = None,
     on_start: Callable[[TrafficStream, RunReport], None] | None = None,
+    stock_ledger: StockLedger | None = None,
 ) -> RunReport:
     """Generate and publish until ``minutes`` pass, at least ``max_events`` are sent, the
     backfill ends, or ``stop`` is set (Ctrl-C / SIGTERM in the CLI); then flush and report.
 
     Whole batches are sent (a batch is at most one time slice), so that every event the sent
-    ground truth refers to is sent too."""
+    ground truth refers to is sent too. With a ``stock_ledger`` the run sells from the stock it
+    opens with and saves what it published every STOCK_SAVE_SECONDS and at the end; without
+    one it starts from the catalog's initial stock (a sandbox's first run)."""
     if config.mode != "backfill" and minutes is None and max_events is None and stop is None:
         raise GeneratorError("an open-ended run needs minutes, max_events or a stop event")
     stop = stop or threading.Event()
     progress = progress or Progress(settings.generator.progress_seconds)
     catalog = get_catalog(settings.catalog, settings.generator)
-    traffic = TrafficStream(settings, config, catalog)
+    opening, sources = stock_ledger.opening() if stock_ledger else (None, {})
+    traffic = TrafficStream(settings, config, catalog, opening_stock=opening)
     report = RunReport(
         seed=config.seed, tag=traffic.tag, mode=config.mode, started_at=datetime.now(UTC).isoformat(timespec="seconds")
     )
+    if stock_ledger:
+        report.stock_ledger = {"opening_stock_from": sources, "products_saved": 0}
     report.sim_start = _iso(traffic.sim_ms)
     publisher = KafkaPublisher(settings, report)
     if on_start:
@@ -254,7 +273,12 @@ def run(
     rate = float(config.rate or settings.generator.default_rate) if config.mode == "realtime" else None
     started, cpu_started = time.monotonic(), time.process_time()
     deadline = started + minutes * 60 if minutes is not None else None
+    next_save = started + STOCK_SAVE_SECONDS
     backlog: list[Message] = []
+
+    def save_stock() -> None:
+        unpublished = publisher.lost_restocks + restocked_units(backlog)
+        report.stock_ledger["products_saved"] += stock_ledger.save(traffic.simulator.stock, unpublished, traffic.tag)
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -277,15 +301,21 @@ def run(
                 publisher.publish(_take_batch(traffic, publisher, report))
                 if report.elapsed_seconds > 1:
                     traffic.rate_hint = max(1000.0, report.rate)
+            if stock_ledger and now >= next_save:
+                save_stock()
+                next_save = now + STOCK_SAVE_SECONDS
             progress.update(report, traffic, rate)
         # what was generated is sent: the ground truth already sent may refer to it
         publisher.publish(backlog)
+        backlog = []
         if not traffic.finished:
             ending = traffic.stop()
             publisher.publish(ending.truths)
             report.truths += len(ending.truths)
     finally:
         publisher.flush()
+        if stock_ledger:
+            save_stock()
         report.elapsed_seconds = time.monotonic() - started
         report.cpu_seconds = time.process_time() - cpu_started
         report.sim_end = _iso(traffic.sim_ms)

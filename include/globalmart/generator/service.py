@@ -8,6 +8,7 @@ from datetime import date
 from globalmart.generator.catalog import get_catalog
 from globalmart.generator.catalog_store import load_products
 from globalmart.generator.publisher import Progress, RunReport, run
+from globalmart.generator.stock_ledger import StockLedger
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.settings import Settings
 
@@ -27,9 +28,14 @@ def generate(
     stop: threading.Event | None = None,
     quiet: bool = False,
 ) -> RunReport:
+    """One run of the shop's traffic, selling from the stock the last run and the inventory
+    tracker leave (``stock_rules``), never from more."""
     load_catalog(settings)  # the inventory tracker counts stock from the catalog's initial stock
     progress = Progress(settings.generator.progress_seconds, enabled=not quiet)
-    return run(settings, config, minutes=minutes, max_events=max_events, stop=stop, progress=progress)
+    with StockLedger(settings, get_catalog(settings.catalog, settings.generator)) as ledger:
+        return run(
+            settings, config, minutes=minutes, max_events=max_events, stop=stop, progress=progress, stock_ledger=ledger
+        )
 
 
 def generate_from_params(settings: Settings, params: dict) -> dict:

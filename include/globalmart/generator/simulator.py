@@ -35,6 +35,7 @@ NORMAL_TOTAL_SHARE = 0.8  # ordinary carts stay under this share of the high-val
 CHEAP_PRICE = 60.0  # products bought in bulk by the unusual-quantity scenario
 PREMIUM_PRICE = 500.0  # products of the high-value scenario
 SECOND = 1000  # milliseconds
+FITTING_ATTEMPTS = 50  # products tried for a rapid-fire-amount purchase inside its value band
 
 
 def run_tag(seed: int) -> str:
@@ -50,6 +51,20 @@ def segment_cumsum(values: np.ndarray, segments: np.ndarray) -> np.ndarray:
     starts = np.r_[0, np.flatnonzero(np.diff(segments)) + 1]
     sizes = np.diff(np.r_[starts, len(values)])
     return running - np.repeat(running[starts] - values[starts], sizes)
+
+
+def pick_in_stock(candidates: np.ndarray, stock: np.ndarray, quantity: int) -> int:
+    """The first candidate with ``quantity`` units in stock, else the best-stocked product of
+    all if it has them, else -1: nothing in the shop has that many."""
+    in_stock = candidates[stock[candidates] >= quantity]
+    if len(in_stock):
+        return int(in_stock[0])
+    best = int(np.argmax(stock))
+    return best if stock[best] >= quantity else -1
+
+
+class SoldOut(Exception):
+    """No product has the units an anomaly scenario needs."""
 
 
 @dataclass
@@ -191,6 +206,7 @@ class Counters:
     ordinary_purchases: int = 0
     abandoned: int = 0
     out_of_stock_lines: int = 0
+    sold_out_scenarios: int = 0  # anomaly scenarios not played: no product had the units
     restocks: int = 0
     anomalies: dict[str, int] = field(default_factory=dict)
 
@@ -204,7 +220,9 @@ class Simulator:
         seed: int,
         start_ms: int,
         anomaly_rate: float | None = None,
+        opening_stock: np.ndarray | None = None,
     ):
+        """``opening_stock``: units per product to sell from (default: the catalog's initial stock)."""
         self.catalog = catalog
         self.products = catalog.products
         self.users = catalog.users
@@ -217,12 +235,15 @@ class Simulator:
         self.pending = PendingEvents()
         self.next_serial = 0
         self.next_session = 0
-        self.stock = self.products.initial_stock.astype(np.int64).copy()
+        opening = self.products.initial_stock if opening_stock is None else opening_stock
+        if len(opening) != len(self.products) or (opening < 0).any():
+            raise ValueError("the opening stock needs one count of zero or more per product")
+        self.stock = np.asarray(opening, dtype=np.int64).copy()
         self.restock_pending = np.zeros(len(self.products), dtype=bool)
         self.sold_since_reorder = np.zeros(len(self.products), dtype=np.int64)
         self.counters = Counters(anomalies={k: 0 for k in behaviour.anomaly_kinds})
         self.anomaly_rate = behaviour.anomaly_rate if anomaly_rate is None else anomaly_rate
-        self.inject_anomalies = True
+        self.warming_up = False
         price = self.products.price
         self._pools = {
             name: (members, np.cumsum(self.products.popularity[members]))
@@ -303,7 +324,7 @@ class Simulator:
         due = self.pending.pop_before(until_ms)
         due = due.take(np.lexsort((due.serial, due.time)))
         restocks = due.kind == RESTOCK
-        if restocks.any():
+        if restocks.any() and not self.warming_up:  # a warm-up holds them back (see ``warm_up``)
             np.add.at(self.stock, due.product[restocks], due.quantity[restocks])
             self.restock_pending[due.product[restocks]] = False
             self.counters.restocks += int(restocks.sum())
@@ -316,13 +337,21 @@ class Simulator:
         session). Sessions already open at the start keep their remaining events, like a
         stream joined mid-session; no anomalies are injected while warming up, and an
         abandoned cart counts only if one of its adds falls after the start.
+
+        Stock counts only what is sent: the dropped purchases go back on the shelf, and the
+        restocks that arrived while warming up are held and sent at the start.
         """
         start = self.now_ms
         self.now_ms = start - int(seconds * SECOND)
-        self.inject_anomalies = False
+        self.warming_up = True
+        held = []
         while self.now_ms < start:
-            self.advance(min(self.now_ms + 10 * SECOND, start), sessions_per_second(self.now_ms))
-        self.inject_anomalies = True
+            dropped = self.advance(min(self.now_ms + 10 * SECOND, start), sessions_per_second(self.now_ms))
+            self._cancel_purchases(dropped)
+            held.append(dropped.take(dropped.kind == RESTOCK))
+        self.warming_up = False
+        restocks = Rows.concat(held)
+        restocks.time[:] = start
         pending = self.pending.pop_before(None)
         # a cart's first add is now its first add still to be sent
         adds = (pending.kind == CART) & (pending.action == ADD)
@@ -340,6 +369,7 @@ class Simulator:
             elif record.first_add_time is not None:
                 record.first_add_time = first_add.get(int(pending.session[i]))
         self.pending.add(pending.take(keep))
+        self.pending.add(restocks)
         self.counters = Counters(anomalies={k: 0 for k in self.behaviour.anomaly_kinds})
 
     def shift(self, delta_ms: int) -> None:
@@ -366,9 +396,11 @@ class Simulator:
         """End the run now: ground truth for what the events already sent make true.
 
         Carts whose adds were sent but whose purchase was not are abandoned; an unfinished
-        rapid-fire scenario counts if the transactions already sent break the rule.
+        rapid-fire scenario counts if the transactions already sent break the rule. The stock
+        of the purchases never sent goes back on the shelf.
         """
         pending = self.pending.pop_before(None)
+        self._cancel_purchases(pending)
         now, t = self.now_ms, self.thresholds
         # abandonments already decided, of carts whose first add was sent
         decided = [
@@ -464,7 +496,7 @@ class Simulator:
         # carts: the first viewed products go into the cart
         carting = rng.random(n) < b.cart_rate
         paying = carting & (rng.random(n) < b.checkout_rate)
-        scenario = paying & (rng.random(n) < self._scenario_probability()) & self.inject_anomalies
+        scenario = paying & (rng.random(n) < self._scenario_probability()) & (not self.warming_up)
         paying &= ~scenario
         normal_cart = carting & ~scenario
         n_adds = np.where(normal_cart, np.minimum(1 + rng.poisson(b.mean_extra_cart_adds, size=n), n_views), 0)
@@ -638,6 +670,12 @@ class Simulator:
         np.add.at(self.sold_since_reorder, product[ok], qty[ok])
         return bought
 
+    def _cancel_purchases(self, rows: Rows) -> None:
+        """The units reserved for the purchases among ``rows``, which will not be sent, are back in stock."""
+        for purchase in rows.extra[rows.kind == TX].tolist():
+            for product, quantity in purchase.lines:
+                self.stock[product] += quantity
+
     def _payment_methods(self, user: np.ndarray) -> np.ndarray:
         """Most users pay with their usual method; some pick another at random."""
         usual = self.users.preferred_payment[user]
@@ -646,66 +684,89 @@ class Simulator:
 
     # ---- anomaly scenarios ----------------------------------------------------------------
 
-    def _take(self, pool: str, quantity: int) -> int:
-        """A product of ``pool`` (by popularity) with ``quantity`` units in stock, reserved."""
+    def _take(self, pool: str, quantity: int, reserved: list[tuple[int, int]]) -> int:
+        """A product of ``pool`` (by popularity) with ``quantity`` units in stock, reserved and
+        noted in ``reserved``; the best-stocked product of all when the pool has none.
+        Raises SoldOut when no product has that many."""
         members, cumulative = self._pools[pool]
-        product = -1
+        candidates = members[:0]
         if len(members):
             draws = np.searchsorted(cumulative, self.rng.random(16) * cumulative[-1])
             candidates = members[np.minimum(draws, len(members) - 1)]
-            in_stock = candidates[self.stock[candidates] >= quantity]
-            product = int(in_stock[0]) if len(in_stock) else -1
-        if product < 0:  # the pool is sold out: the best-stocked product of all
-            product = int(np.argmax(self.stock))
-        self.stock[product] -= quantity
-        self.sold_since_reorder[product] += quantity
+        product = pick_in_stock(candidates, self.stock, quantity)
+        if product < 0:
+            raise SoldOut(f"no product has {quantity} units")
+        self._move(product, quantity, reserved)
         return product
 
-    def _give_back(self, product: int, quantity: int) -> None:
-        self.stock[product] += quantity
-        self.sold_since_reorder[product] -= quantity
+    def _give_back(self, product: int, quantity: int, reserved: list[tuple[int, int]]) -> None:
+        self._move(product, -quantity, reserved)
+
+    def _move(self, product: int, quantity: int, reserved: list[tuple[int, int]]) -> None:
+        """Reserve ``quantity`` units (negative: return them), noted so a scenario can undo it."""
+        self.stock[product] -= quantity
+        self.sold_since_reorder[product] += quantity
+        reserved.append((product, quantity))
 
     def _scenario(self, session: int, user: int, start: int) -> Rows:
-        rng, t = self.rng, self.thresholds
-        kind = self.behaviour.anomaly_kinds[int(rng.integers(len(self.behaviour.anomaly_kinds)))]
+        """An anomaly scenario's events; none when its units are sold out everywhere."""
+        kind = self.behaviour.anomaly_kinds[int(self.rng.integers(len(self.behaviour.anomaly_kinds)))]
+        reserved: list[tuple[int, int]] = []
+        try:
+            purchases, detail = self._scenario_purchases(kind, reserved)
+        except SoldOut:
+            for product, quantity in reserved:
+                self._move(product, -quantity, [])
+            self.counters.sold_out_scenarios += 1
+            return Rows.empty()
         self.counters.anomalies[kind] = self.counters.anomalies.get(kind, 0) + 1
+        return self._scenario_rows(kind, purchases, detail, session, user, start)
+
+    def _scenario_purchases(self, kind: str, reserved: list[tuple[int, int]]) -> tuple[list[list[tuple[int, int]]], str]:
+        """The transactions' lines (product, quantity) of a scenario, their stock reserved."""
+        rng, t = self.rng, self.thresholds
         price = self.products.price
-        with_cart = kind in ("high_value", "unusual_quantity")
         if kind == "high_value":
             target = t.high_value_transaction * rng.uniform(1.05, 2.5)
             lines, total = [], 0.0
             while total <= t.high_value_transaction:
-                product = self._take("premium", t.unusual_quantity)
+                product = self._take("premium", t.unusual_quantity, reserved)
                 quantity = int(min(t.unusual_quantity, max(1, (target - total) // price[product])))
-                self._give_back(product, t.unusual_quantity - quantity)
+                self._give_back(product, t.unusual_quantity - quantity, reserved)
                 lines.append((product, quantity))
                 total += quantity * price[product]
-            purchases = [lines]
-            detail = f"one transaction over ${t.high_value_transaction:,.0f}"
-        elif kind == "unusual_quantity":
+            return [lines], f"one transaction over ${t.high_value_transaction:,.0f}"
+        if kind == "unusual_quantity":
             quantity = int(rng.integers(t.unusual_quantity + 1, 4 * t.unusual_quantity + 1))
-            purchases = [[(self._take("cheap", quantity), quantity)]]
-            detail = f"{quantity} units of one product (more than {t.unusual_quantity})"
-        elif kind == "rapid_fire_count":
+            return [[(self._take("cheap", quantity, reserved), quantity)]], (
+                f"{quantity} units of one product (more than {t.unusual_quantity})"
+            )
+        if kind == "rapid_fire_count":
             count = int(t.rapid_transactions_per_minute + rng.integers(0, 4))
             purchases = []
             for _ in range(count):
                 quantity = int(rng.integers(1, 3))
-                purchases.append([(self._take("cheap", quantity), quantity)])
-            detail = f"{count} transactions within a minute"
-        else:  # rapid_fire_amount: three transactions, each under the high-value threshold
-            purchases, low, high = [], t.rapid_spend_5min / 3 * 1.02, t.high_value_transaction * 0.97
-            for _ in range(3):
-                for _attempt in range(50):  # a product whose whole units land inside (low, high)
-                    product = self._take("mid", t.unusual_quantity)
-                    quantity = int(np.clip(round(rng.uniform(low, high) / price[product]), 1, t.unusual_quantity))
-                    self._give_back(product, t.unusual_quantity - quantity)
-                    if low < quantity * price[product] < high:
-                        break
-                    self._give_back(product, quantity)
-                purchases.append([(product, quantity)])
-            detail = f"more than ${t.rapid_spend_5min:,.0f} within five minutes"
+                purchases.append([(self._take("cheap", quantity, reserved), quantity)])
+            return purchases, f"{count} transactions within a minute"
+        # rapid_fire_amount: three transactions, each under the high-value threshold
+        purchases, low, high = [], t.rapid_spend_5min / 3 * 1.02, t.high_value_transaction * 0.97
+        for _ in range(3):
+            for attempt in range(FITTING_ATTEMPTS):  # a product whose whole units land inside (low, high)
+                product = self._take("mid", t.unusual_quantity, reserved)
+                quantity = int(np.clip(round(rng.uniform(low, high) / price[product]), 1, t.unusual_quantity))
+                self._give_back(product, t.unusual_quantity - quantity, reserved)
+                if low < quantity * price[product] < high or attempt == FITTING_ATTEMPTS - 1:
+                    break  # the last try is kept, fitting or not: its units stay reserved
+                self._give_back(product, quantity, reserved)
+            purchases.append([(product, quantity)])
+        return purchases, f"more than ${t.rapid_spend_5min:,.0f} within five minutes"
 
+    def _scenario_rows(
+        self, kind: str, purchases: list[list[tuple[int, int]]], detail: str, session: int, user: int, start: int
+    ) -> Rows:
+        rng = self.rng
+        price = self.products.price
+        with_cart = kind in ("high_value", "unusual_quantity")
         span = 50 * SECOND if kind == "rapid_fire_count" else 240 * SECOND
         if with_cart:
             times = [start + int(rng.integers(20, 120)) * SECOND]

@@ -75,7 +75,11 @@ def backfill_window(config: TrafficConfig) -> tuple[int, int]:
 class TrafficStream:
     """Iterate to get batches; ``rate_hint`` (events/s actually sent) steers the fast mode."""
 
-    def __init__(self, settings: Settings, config: TrafficConfig, catalog: ShopCatalog, wall_ms=None):
+    def __init__(
+        self, settings: Settings, config: TrafficConfig, catalog: ShopCatalog, wall_ms=None,
+        opening_stock: np.ndarray | None = None,
+    ):
+        """``opening_stock``: units per product to sell from (default: the catalog's initial stock)."""
         self.settings = settings
         self.config = config
         self.wall_ms = wall_ms or (lambda: int(time.time() * 1000))
@@ -85,7 +89,8 @@ class TrafficStream:
             start_ms, self.end_ms = self.wall_ms(), None
         self.start_ms = start_ms
         self.simulator = Simulator(
-            catalog, settings.generator, settings.thresholds, config.seed, start_ms, anomaly_rate=config.anomaly_rate
+            catalog, settings.generator, settings.thresholds, config.seed, start_ms, anomaly_rate=config.anomaly_rate,
+            opening_stock=opening_stock,
         )
         self.renderer = Renderer(catalog, self.simulator.tag)
         self.rng = random.Random(config.seed)
