@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 from globalmart.settings import Settings
 from globalmart.warehouse import sources
 from globalmart.warehouse.products import product_performance
-from globalmart.warehouse.rfm import customer_rfm
+from globalmart.warehouse.rfm import rfm_customers, rfm_scores
 from globalmart.warehouse.star import dim_customer, dim_date, dim_geography, dim_payment_method, dim_product, fact_sales
 from globalmart.warehouse.trends import sales_trends
 
@@ -109,7 +109,9 @@ def rfm(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
     for day in days:
         window = sources.read_lake(spark, settings, "transactions", day - timedelta(days=lookback - 1), day,
                                    columns=["event_date", "user_id", "total_amount"])
-        _stage(customer_rfm(window, day, lookback), settings, day, sources.CUSTOMER_RFM)
+        customers = rfm_customers(window, day, lookback).persist()  # read by the cut points and the scoring
+        _stage(rfm_scores(customers), settings, day, sources.CUSTOMER_RFM)
+        customers.unpersist()
 
 
 def products(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
