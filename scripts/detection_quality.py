@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
@@ -26,7 +25,8 @@ from globalmart.generator.traffic import TrafficConfig
 from globalmart.platform.secrets import ensure_secrets
 from globalmart.settings import Settings, load_settings
 from globalmart.streaming.launch import start_all
-from globalmart.streaming.sandbox import publish_closing_events, sandbox
+from globalmart.streaming.clock import publish_ticks
+from globalmart.streaming.sandbox import sandbox
 
 APPS = ("anomaly_detector", "sessions")
 
@@ -59,7 +59,7 @@ def measure(settings: Settings, folder, args) -> dict:
                            seed=args.seed, anomaly_rate=args.anomaly_rate)
     started = time.monotonic()
     report = run(settings, config, progress=Progress(10, enabled=True))
-    publish_closing_events(settings, datetime.now(UTC) + timedelta(hours=3))
+    publish_ticks(settings)  # now: every session and cart of the past closes
     generated = time.monotonic() - started
     print(f"generated {report.events:,} events in {generated:.0f} s; running {', '.join(APPS)} over them", flush=True)
     started = time.monotonic()

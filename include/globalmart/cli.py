@@ -7,6 +7,7 @@
 - ``globalmart schemas export``: write the event contracts as JSON Schema into ``schemas/``
 - ``globalmart stream run [APP ...] [--available-now]``: streaming apps in one Spark application, in the foreground
 - ``globalmart stream status``: every streaming query's last heartbeat, batch and error
+- ``globalmart clock``: ClockTicks on the event topics until stopped (a platform service)
 """
 
 from __future__ import annotations
@@ -126,6 +127,23 @@ def _stream(args) -> int:
     return 0
 
 
+def _clock(args) -> int:
+    import logging
+
+    from globalmart.streaming.clock import publish_ticks, run_clock
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    if args.once:
+        print(f"[clock] {publish_ticks(settings)} ticks sent")
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_clock(settings, stop)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="globalmart", description="GlobalMart analytics platform")
     commands = root.add_subparsers(dest="command", required=True)
@@ -174,6 +192,10 @@ def parser() -> argparse.ArgumentParser:
                         help=f"run: the apps to host in one Spark application (default: all of {', '.join(APPS)})")
     stream.add_argument("--available-now", action="store_true", help="run: process what the topics hold, then stop")
     stream.set_defaults(handler=_stream)
+
+    clock = commands.add_parser("clock", help="ClockTicks on the event topics, so that sessions close while traffic pauses")
+    clock.add_argument("--once", action="store_true", help="one tick on every partition, then exit")
+    clock.set_defaults(handler=_clock)
     return root
 
 

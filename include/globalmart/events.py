@@ -11,11 +11,19 @@ Money is in US dollars with two decimals; times are timezone-aware UTC.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic_core import core_schema
 
 from globalmart.settings import PROJECT_ROOT, get_settings
@@ -24,14 +32,34 @@ SCHEMA_VERSION = 1
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 
 _catalog = get_settings().catalog
+_bounds = get_settings().contracts
 Country = Literal[tuple(_catalog.countries)]  # type: ignore[valid-type]
 PaymentMethod = Literal[tuple(_catalog.payment_methods)]  # type: ignore[valid-type]
 
 # checked inside pydantic-core (a Python validator would cost a microsecond per event)
 UtcDatetime = Annotated[datetime, GetPydanticSchema(lambda _type, _handler: core_schema.datetime_schema(tz_constraint=0))]
-Id = Annotated[str, Field(min_length=1, max_length=64)]
-Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# printable text: PostgreSQL rejects NUL in text, and no control character belongs in an id or a name
+PRINTABLE = r"^[^\x00-\x1F\x7F-\x9F]+$"
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
+Text = Annotated[str, Field(min_length=1, max_length=_bounds.max_text_length, pattern=PRINTABLE)]
+Price = Annotated[float, Field(ge=0, le=_bounds.max_unit_price, allow_inf_nan=False)]
+OrderValue = Annotated[float, Field(ge=0, le=_bounds.max_order_value, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]  # fits numeric(18, 2)
 CENT = 0.01
+MAX_EVENT_AGE = timedelta(hours=_bounds.max_event_age_hours)
+MAX_EVENT_LEAD = timedelta(seconds=_bounds.max_event_lead_seconds)
+RECEIVED_AT = "received_at"  # validation context: when the record reached the broker (default: now)
+
+
+def event_time_problem(event_time: datetime, received_at: datetime) -> str | None:
+    """Why ``event_time`` is implausible for a record received at ``received_at`` (None when it is not)."""
+    if event_time > received_at + MAX_EVENT_LEAD:
+        return (f"event_time {event_time.isoformat()} is more than {MAX_EVENT_LEAD.total_seconds():.0f} s after it was "
+                f"received ({received_at.isoformat()})")
+    if event_time < received_at - MAX_EVENT_AGE:
+        return (f"event_time {event_time.isoformat()} is more than {MAX_EVENT_AGE.total_seconds() / 3600:.0f} h before it "
+                f"was received ({received_at.isoformat()})")
+    return None
 
 
 class Event(BaseModel):
@@ -41,16 +69,31 @@ class Event(BaseModel):
     event_time: UtcDatetime = Field(description="when it happened, UTC")
 
 
+class StreamEvent(Event):
+    """An event on a topic the streaming apps read: its time must be plausible for when it was
+    received (validation context ``received_at``, the broker's timestamp; now by default). A far
+    future time would move every watermark past the real traffic; a very old one could no longer
+    be recognised as a duplicate."""
+
+    @model_validator(mode="after")
+    def _plausible_time(self, info: ValidationInfo):
+        received_at = (info.context or {}).get(RECEIVED_AT) or datetime.now(UTC)
+        problem = event_time_problem(self.event_time, received_at)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
 class LineItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     product_id: Id
-    category: str = Field(min_length=1)
-    quantity: int = Field(ge=1)
-    unit_price: Money
+    category: Text
+    quantity: int = Field(ge=1, le=_bounds.max_line_quantity)
+    unit_price: Price
 
 
-class Transaction(Event):
+class Transaction(StreamEvent):
     """A completed purchase; ``total_amount`` is the sum of its lines."""
 
     transaction_id: Id
@@ -58,8 +101,8 @@ class Transaction(Event):
     session_id: Id
     country: Country
     payment_method: PaymentMethod
-    items: list[LineItem] = Field(min_length=1)
-    total_amount: Money
+    items: list[LineItem] = Field(min_length=1, max_length=_bounds.max_lines)
+    total_amount: OrderValue
 
     @model_validator(mode="after")
     def _total_is_sum_of_lines(self):
@@ -69,7 +112,7 @@ class Transaction(Event):
         return self
 
 
-class ProductView(Event):
+class ProductView(StreamEvent):
     """A shopper looking at products: a product page view, or a search/filter/compare leading to one."""
 
     event_id: Id
@@ -77,13 +120,13 @@ class ProductView(Event):
     session_id: Id
     country: Country
     product_id: Id
-    category: str = Field(min_length=1)
+    category: Text
     action: Literal["view", "search", "filter", "compare"]
     duration_seconds: int = Field(ge=0, le=3600)
-    search_query: str | None = None
+    search_query: Text | None = None
 
 
-class CartEvent(Event):
+class CartEvent(StreamEvent):
     """A change to a shopping cart.
 
     ``add``/``remove``: ``quantity`` units of the product added or removed; ``update``: the line's
@@ -97,10 +140,10 @@ class CartEvent(Event):
     country: Country
     action: Literal["add", "remove", "update", "checkout"]
     product_id: Id | None = None
-    category: str | None = None
-    unit_price: Money | None = None
-    quantity: int = Field(ge=0)
-    cart_value: Money | None = None
+    category: Text | None = None
+    unit_price: Price | None = None
+    quantity: int = Field(ge=0, le=_bounds.max_cart_units)
+    cart_value: OrderValue | None = None
 
     @model_validator(mode="after")
     def _product_unless_checkout(self):
@@ -112,13 +155,23 @@ class CartEvent(Event):
         return self
 
 
-class InventoryEvent(Event):
+class InventoryEvent(StreamEvent):
     """Stock arriving at the warehouse (a restock)."""
 
     event_id: Id
     product_id: Id
     action: Literal["restock"] = "restock"
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=_bounds.max_restock_quantity)
+
+
+class ClockTick(StreamEvent):
+    """The platform's clock on an event topic's partition while it is quiet (``globalmart ticks``).
+
+    Event-time watermarks move only with event times: without traffic no session would close.
+    A tick is valid on every event topic, moves the watermarks of the queries reading it and is
+    counted in no mart and archived nowhere."""
+
+    tick_id: Id = Field(description="clock_tick:<topic>:<partition>:<epoch ms>")
 
 
 AnomalyKind = Literal["high_value", "unusual_quantity", "rapid_fire_count", "rapid_fire_amount"]
@@ -148,14 +201,14 @@ class DeadLetter(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    source_topic: str
-    stage: str = Field(description="who rejected it: generator, or a streaming app's name")
-    reason: str
+    source_topic: Text
+    stage: Text = Field(description="who rejected it: generator, or a streaming app's name")
+    reason: str = Field(min_length=1)
     payload: str = Field(description="the rejected bytes, decoded as UTF-8 with replacement")
     detected_at: UtcDatetime
 
 
-# settings key of each topic → its contract
+# settings key of each topic → its contract (an event topic also carries the platform's ClockTicks)
 TOPIC_CONTRACTS: dict[str, type[BaseModel]] = {
     "transactions": Transaction,
     "product_views": ProductView,
@@ -175,17 +228,32 @@ def describe_errors(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate_payload(model: type[BaseModel], payload: bytes) -> str | None:
-    """None when ``payload`` is a valid JSON event for ``model``, otherwise the reason."""
+def check_payload(model: type[BaseModel], payload: bytes, received_at: datetime | None = None) -> tuple[str | None, bool]:
+    """(None when ``payload`` is valid for ``model``'s topic, otherwise the reason; whether it is a
+    ClockTick). ``received_at``: when the broker received it (default: now)."""
+    context = {RECEIVED_AT: received_at} if received_at is not None else None
     try:
-        model.model_validate_json(payload)
+        model.model_validate_json(payload, context=context)
+        return None, False
     except ValidationError as exc:
-        return describe_errors(exc)
-    return None
+        reason = describe_errors(exc)
+    if issubclass(model, StreamEvent) and b'"tick_id"' in payload:
+        try:
+            ClockTick.model_validate_json(payload, context=context)
+            return None, True
+        except ValidationError as exc:
+            reason = describe_errors(exc)  # a tick's own fault says more than the event model's
+    return reason, False
+
+
+def validate_payload(model: type[BaseModel], payload: bytes, received_at: datetime | None = None) -> str | None:
+    """None when ``payload`` is valid on ``model``'s topic (an event, or a ClockTick), otherwise the reason."""
+    return check_payload(model, payload, received_at)[0]
 
 
 def json_schemas() -> dict[str, dict]:
-    return {name: model.model_json_schema() for name, model in TOPIC_CONTRACTS.items()}
+    models = {**TOPIC_CONTRACTS, "clock_tick": ClockTick}
+    return {name: model.model_json_schema() for name, model in models.items()}
 
 
 def export_json_schemas(directory: Path = SCHEMAS_DIR) -> list[Path]:

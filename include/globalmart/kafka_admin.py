@@ -16,8 +16,14 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
 
 
+def topic_config(topic: TopicSpec) -> dict[str, str]:
+    """Every topic's records carry the time the broker appended them, not a time the producer
+    claims: the contracts judge an event's time against it, so no producer can move it."""
+    return {"retention.ms": str(topic.retention_ms), "message.timestamp.type": "LogAppendTime"}
+
+
 def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, timeout: float = 30) -> list[str]:
-    """Create missing topics; grow partitions and align retention of existing ones.
+    """Create missing topics; grow partitions and align the configuration of existing ones.
 
     Returns the names of the topics created. Partitions are never reduced (Kafka cannot).
     """
@@ -25,7 +31,7 @@ def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, tim
     wanted = {t.name: t for t in (topics or settings.kafka.topics())}
     existing = admin.list_topics(timeout=timeout).topics
     to_create = [
-        NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config={"retention.ms": str(t.retention_ms)})
+        NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=topic_config(t))
         for name, t in wanted.items()
         if name not in existing
     ]
@@ -49,7 +55,7 @@ def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, tim
             ConfigResource.Type.TOPIC,
             name,
             incremental_configs=[
-                ConfigEntry("retention.ms", str(t.retention_ms), incremental_operation=AlterConfigOpType.SET)
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in topic_config(t).items()
             ],
         )
         for name, t in wanted.items()

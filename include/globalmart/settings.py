@@ -180,6 +180,9 @@ class StreamingSettings(BaseModel):
     rapid_fire_lateness_seconds: int = Field(60, ge=0)
     session_watermark_seconds: int = Field(120, ge=0)
     top_products: int = Field(10, ge=1)  # products ranked per sales window
+    # the platform's clock (``globalmart clock``) ticks on every event topic's partitions this
+    # often, so that watermarks, and the sessions and carts they close, move when traffic pauses
+    clock_tick_seconds: float = Field(10.0, gt=0)
     # state of the session windows lives in RocksDB, not on the JVM heap
     rocksdb_state_store: bool = True
 
@@ -205,6 +208,26 @@ class SupervisionSettings(BaseModel):
     # killing them; Airflow kills the task 5 s after asking it to stop
     stop_timeout_seconds: float = Field(4.0, gt=0, lt=5)
     restart_wait_seconds: float = Field(300.0, gt=0)  # the restart button waits this long for fresh progress
+
+
+class ContractSettings(BaseModel):
+    """Bounds of the event contracts (``globalmart.events``): a record outside them is dead-lettered.
+
+    Each bound keeps a value inside what every store and Spark type it reaches can hold (sums get
+    ``bigint`` and ``numeric(18, 2)`` columns) and inside what is plausible for the business."""
+
+    max_line_quantity: int = Field(1_000, ge=1)  # units of one product in one transaction line
+    max_cart_units: int = Field(10_000, ge=1)  # units in one cart event (a checkout counts the cart)
+    max_restock_quantity: int = Field(100_000, ge=1)  # units of one restock delivery
+    max_unit_price: float = Field(100_000.0, gt=0)  # dollars
+    max_order_value: float = Field(1_000_000.0, gt=0)  # dollars: a transaction's total, a cart's value
+    max_lines: int = Field(100, ge=1)  # lines of one transaction
+    max_text_length: int = Field(256, ge=1)  # categories, search queries (ids have 64)
+    # an event's time must lie within this window around when the broker received it: not hours
+    # ahead (clock skew is seconds), not older than the topics keep records (7 days) plus a day
+    # of backfill. The window is also how long a business id is remembered to count it once
+    max_event_age_hours: float = Field(8 * 24, gt=0)
+    max_event_lead_seconds: float = Field(300.0, ge=0)
 
 
 class Thresholds(BaseModel):
@@ -343,6 +366,7 @@ class Settings(BaseSettings):
     airflow: AirflowSettings = AirflowSettings()
     spark: SparkSettings = SparkSettings()
     thresholds: Thresholds = Thresholds()
+    contracts: ContractSettings = ContractSettings()
     catalog: Catalog = Catalog()
     generator: GeneratorSettings = GeneratorSettings()
     streaming: StreamingSettings = StreamingSettings()

@@ -20,7 +20,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.common.compat.sdk import AirflowSkipException

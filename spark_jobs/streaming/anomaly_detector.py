@@ -27,8 +27,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from globalmart.settings import Settings, Thresholds
+from globalmart.streaming.contracts import dedup_horizon_seconds
 from globalmart.streaming.runner import RunOptions, run, start_sink_query, topic_events
-from globalmart.streaming.sink import Alert, BatchContext, upsert, write_alerts
+from globalmart.streaming.sink import Alert, BatchContext, count_once, first_deliveries, upsert, write_alerts
 
 APP = "anomaly_detector"
 MINUTE = timedelta(minutes=1)
@@ -80,6 +81,7 @@ def purchases_with_rule_hits(transactions: DataFrame, thresholds: Thresholds) ->
         F.col("total_amount").alias("amount"),
         F.col("kafka_timestamp").alias("received_at"),
         F.filter(rules, lambda broken: broken.isNotNull()).alias("hits"),
+        "kafka_partition", "kafka_offset",
     )
 
 
@@ -289,11 +291,13 @@ def rapid_fire_records(cur, purchases: list[dict], thresholds: Thresholds, laten
     return records
 
 
-def write_anomalies(thresholds: Thresholds, lateness: timedelta):
-    def handle(batch: DataFrame, _context: BatchContext):
-        purchases = batch.toArrow().to_pylist()
+def write_anomalies(thresholds: Thresholds, lateness: timedelta, horizon: timedelta):
+    def handle(batch: DataFrame, context: BatchContext):
+        deliveries = first_deliveries(batch.toArrow(), "transaction_id")
 
         def write(cur) -> int:
+            # a transaction delivered again (retry, replay) is no new purchase: it would grow a burst
+            purchases = count_once(cur, context.query_name, deliveries, "transaction_id", horizon).to_pylist()
             records = [record | {"purchase_amounts": [record["amount"]], "purchase_times": [record["first_event_time"]]}
                        for record in single_transaction_records(purchases)]
             records += rapid_fire_records(cur, purchases, thresholds, lateness)
@@ -310,7 +314,8 @@ def write_anomalies(thresholds: Thresholds, lateness: timedelta):
 def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
     purchases = purchases_with_rule_hits(topic_events(spark, settings, "transactions"), settings.thresholds)
     lateness = timedelta(seconds=settings.streaming.rapid_fire_lateness_seconds)
-    return [start_sink_query(purchases, settings, options, "rules", write_anomalies(settings.thresholds, lateness),
+    horizon = timedelta(seconds=dedup_horizon_seconds(settings))
+    return [start_sink_query(purchases, settings, options, "rules", write_anomalies(settings.thresholds, lateness, horizon),
                              output_mode="append", publishes_alerts=True)]
 
 

@@ -1,60 +1,74 @@
 """Inventory tracker: every product's real stock, kept current from sales and restocks.
 
 stock = the catalog's initial stock (PostgreSQL ``product_catalog``) − units sold + units
-restocked. Each micro-batch is reduced to one change per product (Spark), then applied to
-``inventory_stock`` in the batch's exactly-once transaction, with one ``inventory_history``
-row per product and batch. A product that moves into a worse state (ok → low → critical,
-thresholds from settings) raises one alert for that crossing; further sales while it stays
-low do not, and a restock back to ok re-arms it.
+restocked. Each micro-batch's stock movements (a line sold, a restock) are collected, each
+transaction and restock counted once (``processed_events``: a redelivery changes nothing),
+reduced to one change per product and applied to ``inventory_stock`` in the batch's
+exactly-once transaction, with one ``inventory_history`` row per product and batch. A product
+that moves into a worse state (ok → low → critical, thresholds from settings) raises one alert
+for that crossing; further sales while it stays low do not, and a restock back to ok re-arms
+it. A sale of more than the stock holds is a data-quality problem (the events disagree with
+the stock): the stock keeps the true sum, below zero, the units are added to
+``oversold_units`` and a ``data_quality.oversold`` alert says so, instead of a critical-stock one.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pyarrow as pa
 from psycopg2.extras import execute_values
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from globalmart.db import connect
 from globalmart.settings import Settings, Thresholds
+from globalmart.streaming.contracts import dedup_horizon_seconds
 from globalmart.streaming.runner import RunOptions, run, start_sink_query, topic_events
-from globalmart.streaming.sink import Alert, BatchContext, rows_of, write_alerts
+from globalmart.streaming.sink import Alert, BatchContext, count_once, first_deliveries, rows_of, write_alerts
 
 APP = "inventory_tracker"
 STATES = ("ok", "low", "critical")  # in order of severity
 CHANGE_COLUMNS = ("product_id", "category", "units_sold", "units_restocked", "first_event_time", "last_event_time")
+DELIVERY = ("kafka_partition", "kafka_offset")
 
 
 def stock_movements(transactions: DataFrame, restocks: DataFrame) -> DataFrame:
-    """One row per line sold and per restock: product, category, units sold, units restocked."""
-    sold = transactions.select("event_time", F.explode("items").alias("item")).select(
+    """One row per line sold and per restock: the business id it counts under (``event_key``),
+    product, category, units sold, units restocked, event time, and where it was delivered."""
+    sold = transactions.select("transaction_id", "event_time", *DELIVERY, F.explode("items").alias("item")).select(
+        F.concat(F.lit("transaction:"), "transaction_id").alias("event_key"),
         F.col("item.product_id").alias("product_id"),
         F.col("item.category").alias("category"),
         F.col("item.quantity").alias("units_sold"),
         F.lit(0).cast("long").alias("units_restocked"),
-        "event_time",
+        "event_time", *DELIVERY,
     )
     arrived = restocks.select(
+        F.concat(F.lit("restock:"), "event_id").alias("event_key"),
         "product_id",
         F.lit(None).cast("string").alias("category"),
         F.lit(0).cast("long").alias("units_sold"),
         F.col("quantity").alias("units_restocked"),
-        "event_time",
+        "event_time", *DELIVERY,
     )
     return sold.unionByName(arrived)
 
 
-def stock_changes(movements: DataFrame) -> DataFrame:
-    """One row per product touched: units sold, units restocked, first and last event time."""
-    return (
-        movements.groupBy("product_id")
-        .agg(
-            F.max("category").alias("category"),
-            F.sum("units_sold").cast("int").alias("units_sold"),
-            F.sum("units_restocked").cast("int").alias("units_restocked"),
-            F.min("event_time").alias("first_event_time"),
-            F.max("event_time").alias("last_event_time"),
-        )
-    )
+def stock_changes(movements: pa.Table) -> pa.Table:
+    """One row per product touched by the counted movements: units sold, units restocked, first
+    and last event time (in Arrow on the driver: the movements are de-duplicated there first)."""
+    totals = movements.group_by("product_id").aggregate([
+        ("category", "max"), ("units_sold", "sum"), ("units_restocked", "sum"), ("event_time", "min"), ("event_time", "max"),
+    ])
+    return pa.table({
+        "product_id": totals.column("product_id"),
+        "category": totals.column("category_max"),
+        "units_sold": totals.column("units_sold_sum"),
+        "units_restocked": totals.column("units_restocked_sum"),
+        "first_event_time": totals.column("event_time_min"),
+        "last_event_time": totals.column("event_time_max"),
+    })
 
 
 def state_sql(column: str) -> str:
@@ -81,6 +95,8 @@ WITH before AS (
     SET stock = s.stock - d.units_sold + d.units_restocked,
         units_sold = s.units_sold + d.units_sold,
         units_restocked = s.units_restocked + d.units_restocked,
+        -- units sold beyond the stock (below zero, or deeper below zero)
+        oversold_units = s.oversold_units + greatest(0, least(d.units_sold - d.units_restocked - s.stock, d.units_sold - d.units_restocked)),
         state = {state_sql('s.stock - d.units_sold + d.units_restocked')},
         category = coalesce(s.category, d.category),
         last_event_time = greatest(s.last_event_time, d.last_event_time),
@@ -94,14 +110,34 @@ INSERT INTO inventory_history (product_id, checkpoint_id, batch_id, stock_before
 SELECT d.product_id, %(checkpoint_id)s, %(batch_id)s, b.stock, d.units_sold, d.units_restocked,
        a.stock, b.state, a.state, d.first_event_time, d.last_event_time
 FROM inventory_changes d JOIN before b USING (product_id) JOIN after a USING (product_id)
-RETURNING product_id, stock_after, state_before, state_after, last_event_time
+RETURNING product_id, stock_after, state_before, state_after, last_event_time, stock_before
 """
 
 
 def crossing_alerts(crossings: list[tuple], context: BatchContext, thresholds: Thresholds) -> list[Alert]:
-    """(product_id, stock_after, state_before, state_after, last_event_time) → one alert per move to a worse state."""
+    """(product_id, stock_after, state_before, state_after, last_event_time, stock_before) → one
+    alert per move to a worse state; one data-quality alert per batch that sells a product below zero."""
     alerts = []
-    for product_id, stock, before, after, event_time in crossings:
+    for product_id, stock, before, after, event_time, stock_before in crossings:
+        if stock < 0 and stock < stock_before:
+            oversold = min(stock_before, 0) - stock
+            alerts.append(Alert(
+                alert_id=f"oversold:{product_id}:{context.checkpoint_id}:{context.batch_id}",
+                kind="data_quality.oversold",
+                severity="warning",
+                subject=f"{product_id} sold {oversold} unit{'s' if oversold != 1 else ''} more than its stock ({stock} left)",
+                detail={
+                    "about": product_id,
+                    "description": f"Sales of {product_id} took its stock from {stock_before} to {stock}: the sales "
+                                   "and the stock records (catalog stock, restocks) disagree.",
+                    "advice": "check the product's restocks and the catalog's initial stock; "
+                              "the stock figure stays below zero until a restock arrives.",
+                    "facts": {"Product": product_id, "Stock before": stock_before, "Stock after": stock,
+                              "Units oversold": oversold},
+                },
+                event_time=event_time,
+            ))
+            continue
         if STATES.index(after) <= STATES.index(before):
             continue
         limit = thresholds.critical_stock if after == "critical" else thresholds.low_stock
@@ -116,18 +152,19 @@ def crossing_alerts(crossings: list[tuple], context: BatchContext, thresholds: T
     return alerts
 
 
-def apply_stock_changes(thresholds: Thresholds):
+def apply_stock_changes(thresholds: Thresholds, horizon: timedelta):
+    limits = {"low": thresholds.low_stock, "critical": thresholds.critical_stock}
+
     def handle(movements: DataFrame, context: BatchContext):
-        changes = stock_changes(movements).toArrow()
-        rows = rows_of(changes, CHANGE_COLUMNS)
-        limits = {"low": thresholds.low_stock, "critical": thresholds.critical_stock}
+        deliveries = first_deliveries(movements.toArrow(), "event_key")
 
         def write(cur) -> int:
+            rows = rows_of(stock_changes(count_once(cur, context.query_name, deliveries, "event_key", horizon)), CHANGE_COLUMNS)
             if not rows:
                 return 0
             cur.execute(
-                "CREATE TEMP TABLE inventory_changes (product_id text PRIMARY KEY, category text, units_sold int, "
-                "units_restocked int, first_event_time timestamptz, last_event_time timestamptz) ON COMMIT DROP"
+                "CREATE TEMP TABLE inventory_changes (product_id text PRIMARY KEY, category text, units_sold bigint, "
+                "units_restocked bigint, first_event_time timestamptz, last_event_time timestamptz) ON COMMIT DROP"
             )
             execute_values(cur, f"INSERT INTO inventory_changes ({', '.join(CHANGE_COLUMNS)}) VALUES %s", rows, page_size=5000)
             cur.execute(APPLY_CHANGES, limits | {"checkpoint_id": context.checkpoint_id, "batch_id": context.batch_id})
@@ -150,7 +187,8 @@ def seed_stock_from_catalog(settings: Settings) -> int:
 def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
     seed_stock_from_catalog(settings)
     movements = stock_movements(topic_events(spark, settings, "transactions"), topic_events(spark, settings, "inventory"))
-    return [start_sink_query(movements, settings, options, "stock", apply_stock_changes(settings.thresholds),
+    horizon = timedelta(seconds=dedup_horizon_seconds(settings))
+    return [start_sink_query(movements, settings, options, "stock", apply_stock_changes(settings.thresholds, horizon),
                              output_mode="append", publishes_alerts=True)]
 
 

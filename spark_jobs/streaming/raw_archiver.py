@@ -6,6 +6,10 @@ sink writes it exactly once: a file becomes part of the dataset when its batch i
 in ``<dataset>/_spark_metadata``, so readers open the dataset root and filter on
 ``event_date`` (partition pruning), never a partition folder on its own.
 
+Each event is archived once: an event delivered again (a producer retry, a replay) is dropped by
+its business id, which Spark remembers for ``contracts.dedup_horizon_seconds`` of event time;
+an older duplicate is refused by the contract itself. ClockTicks are not archived.
+
 Records that break their contract, from any input topic, go to the ``dead_letters`` table with
 the reason and the raw payload; so do the generator's own rejects from the ``dead_letters``
 topic. No record stops the app.
@@ -18,12 +22,22 @@ from pyspark.sql import functions as F
 
 from globalmart.events import DeadLetter
 from globalmart.settings import Settings
-from globalmart.streaming.contracts import checked_records, dead_letter_rows, spark_schema, valid_events
-from globalmart.streaming.runner import RunOptions, kafka_stream, run, start_sink_query, with_trigger
+from globalmart.streaming.contracts import checked_records, dead_letter_rows, dedup_horizon_seconds, spark_schema, valid_events
+from globalmart.streaming.runner import RunOptions, kafka_stream, resume_offsets, run, start_sink_query, with_trigger
 from globalmart.streaming.sink import BatchContext, write_dead_letters
 
 APP = "raw_archiver"
 ARCHIVED_TOPICS = ("transactions", "product_views", "cart_events", "inventory")
+BUSINESS_ID = {"transactions": "transaction_id", "product_views": "event_id", "cart_events": "event_id",
+               "inventory": "event_id"}
+# the lake's checkpoints before de-duplication (stateless queries): a new query resumes after them
+UNDEDUPLICATED_CHECKPOINT = "lake_{key}"
+LAKE_CHECKPOINT = "lake_{key}_distinct"
+
+
+def distinct_events(events: DataFrame, id_column: str, horizon_seconds: int) -> DataFrame:
+    """Each business id once, remembered for ``horizon_seconds`` of event time."""
+    return events.withWatermark("event_time", f"{horizon_seconds} seconds").dropDuplicatesWithinWatermark([id_column])
 
 
 def lake_rows(events: DataFrame) -> DataFrame:
@@ -53,15 +67,18 @@ def write_dead_letter_batch(batch: DataFrame, _context: BatchContext):
 
 def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
     queries = []
+    horizon = dedup_horizon_seconds(settings)
     for key in ARCHIVED_TOPICS:
-        checked = checked_records(kafka_stream(spark, settings, [key]), settings)
+        checkpoint = options.checkpoint(LAKE_CHECKPOINT.format(key=key))
+        after = resume_offsets(options.checkpoint(UNDEDUPLICATED_CHECKPOINT.format(key=key)), checkpoint)
+        checked = checked_records(kafka_stream(spark, settings, [key], starting_offsets=after), settings)
         writer = (
-            lake_rows(valid_events(checked, settings, key))
+            lake_rows(distinct_events(valid_events(checked, settings, key), BUSINESS_ID[key], horizon))
             .writeStream.queryName(f"{APP}.lake_{key}")
             .format("parquet")
             .partitionBy("event_date", "event_hour")
             .option("path", str(settings.lake_dir / key))
-            .option("checkpointLocation", options.checkpoint(f"lake_{key}"))
+            .option("checkpointLocation", checkpoint)
         )
         queries.append(with_trigger(writer, options, settings.streaming.archive_trigger_seconds).start())
     checked = checked_records(kafka_stream(spark, settings, list(ARCHIVED_TOPICS)), settings)

@@ -32,30 +32,54 @@ ABANDONMENT_COLUMNS = ("user_id", "cart_started_at", "last_activity_at", "abando
 
 def activity(views: DataFrame | None, carts: DataFrame, transactions: DataFrame) -> DataFrame:
     """Every shopper action as one row: user, time, kind (view, add, remove, update, checkout,
-    purchase), product, quantity, unit price, categories, value, country, session id.
-    Without ``views``, the cart activity alone (cart events and purchases)."""
+    purchase), product, quantity, unit price, categories, value, country, session id and
+    ``event_key``, the business id it counts under. Without ``views``, the cart activity alone
+    (cart events and purchases). An input with a ``tick`` column brings its ClockTicks as rows of
+    kind ``tick`` (see :func:`counted_activity`)."""
     common = ["user_id", "event_time", "country", "session_id"]
+
+    def kind(frame: DataFrame, event_kind) -> Column:
+        return F.when(F.col("tick"), F.lit("tick")).otherwise(event_kind) if "tick" in frame.columns else event_kind
+
+    def key(prefix: str, column: str) -> Column:
+        return F.concat(F.lit(prefix), F.col(column)).alias("event_key")
+
     cart_activity = (
         carts.select(
-            *common, F.col("action").alias("kind"), "product_id", "quantity", "unit_price",
+            *common, kind(carts, F.col("action")).alias("kind"), "product_id", "quantity", "unit_price",
             F.when(F.col("category").isNotNull(), F.array("category")).otherwise(F.array().cast("array<string>")).alias("categories"),
-            F.col("cart_value").alias("value"),
+            F.col("cart_value").alias("value"), key("cart:", "event_id"),
         )
         .unionByName(transactions.select(
-            *common, F.lit("purchase").alias("kind"), F.lit(None).cast("string").alias("product_id"),
+            *common, kind(transactions, F.lit("purchase")).alias("kind"), F.lit(None).cast("string").alias("product_id"),
             F.aggregate("items", F.lit(0).cast("long"), lambda n, item: n + item.quantity).alias("quantity"),
             F.lit(None).cast("double").alias("unit_price"),
             F.array_distinct(F.transform("items", lambda item: item.category)).alias("categories"),
-            F.col("total_amount").alias("value"),
+            F.col("total_amount").alias("value"), key("purchase:", "transaction_id"),
         ))
     )
     if views is None:
         return cart_activity
     return views.select(
-        *common, F.lit("view").alias("kind"), "product_id", F.lit(None).cast("long").alias("quantity"),
+        *common, kind(views, F.lit("view")).alias("kind"), "product_id", F.lit(None).cast("long").alias("quantity"),
         F.lit(None).cast("double").alias("unit_price"), F.array("category").alias("categories"),
-        F.lit(None).cast("double").alias("value"),
+        F.lit(None).cast("double").alias("value"), key("view:", "event_id"),
     ).unionByName(cart_activity)
+
+
+def counted_activity(activity_rows: DataFrame, watermark: str) -> DataFrame:
+    """``activity`` with its event-time watermark, without ClockTicks, each business id once.
+
+    The ticks move the watermark and go: the filter names ``event_time`` so that the optimizer
+    keeps it above the watermark (it pushes filters on other columns below, where the ticks
+    would never reach the watermark). A duplicate (producer retry, replay) is dropped while the
+    watermark has not passed its original; after that it is later than the watermark and
+    dropped as late, so each id counts once."""
+    return (
+        activity_rows.withWatermark("event_time", watermark)
+        .where((F.col("kind") != "tick") | F.col("event_time").isNull())
+        .dropDuplicatesWithinWatermark(["event_key"])
+    )
 
 
 def _count(kind: str) -> Column:
@@ -210,9 +234,9 @@ def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
     watermark = f"{settings.streaming.session_watermark_seconds} seconds"
 
     def shopper_activity(with_views: bool) -> DataFrame:
-        views = topic_events(spark, settings, "product_views") if with_views else None
-        carts, transactions = (topic_events(spark, settings, key) for key in ("cart_events", "transactions"))
-        return activity(views, carts, transactions).withWatermark("event_time", watermark)
+        views = topic_events(spark, settings, "product_views", with_ticks=True) if with_views else None
+        carts, transactions = (topic_events(spark, settings, key, with_ticks=True) for key in ("cart_events", "transactions"))
+        return counted_activity(activity(views, carts, transactions), watermark)
 
     return [
         start_sink_query(

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from datetime import UTC, datetime
 
 import psycopg2
 
@@ -10,7 +11,7 @@ from globalmart.dag_parsing import parse_dag_files
 
 def test_the_form_selects_one_dead_letter_and_a_dry_run_changes_nothing(platform):
     coordinates = (f"e2e_replay_{uuid.uuid4().hex[:8]}", 0, 7)
-    fixed = {"schema_version": 1, "event_time": "2026-11-22T10:00:00Z", "event_id": "E-e2e-replay", "product_id": "P000001",
+    fixed = {"schema_version": 1, "event_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "event_id": "E-e2e-replay", "product_id": "P000001",
              "action": "restock", "quantity": 3}
     with psycopg2.connect(platform.postgres.dsn()) as conn, conn.cursor() as cur:
         cur.execute(

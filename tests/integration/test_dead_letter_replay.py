@@ -16,7 +16,7 @@ BROKEN_COUNTRY = "Atlantis"
 
 def transaction(transaction_id: str, country: str) -> dict:
     return {
-        "schema_version": 1, "event_time": "2026-11-22T10:00:00Z", "transaction_id": transaction_id,
+        "schema_version": 1, "event_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "transaction_id": transaction_id,
         "user_id": "U-replay", "session_id": "S-replay", "country": country, "payment_method": "paypal",
         "items": [{"product_id": "P000001", "category": "Books", "quantity": 2, "unit_price": 10.5}],
         "total_amount": 21.0,

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 import orjson
@@ -24,7 +24,7 @@ from globalmart.generator.publisher import Progress, run
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.kafka_admin import end_offsets
 from globalmart.streaming.launch import APPS, start_all, stop_app
-from globalmart.streaming.sandbox import publish_closing_events
+from globalmart.streaming.clock import publish_ticks
 from tests.kafka_helpers import produce_raw, read_all
 
 INVALID = [b"{not json", b'{"transaction_id": "T-x", "total_amount": -5}', b"\xff\x00binary"]
@@ -49,8 +49,9 @@ def run_apps(settings, tmp_path, apps=APPS, timeout=600):
 
 
 def events(settings, key):
-    return [orjson.loads(m.value()) for m in read_all(settings, key)
-            if m.value() not in INVALID]
+    """The topic's events as sent: neither the invalid records nor the platform's clock ticks."""
+    return [event for event in (orjson.loads(m.value()) for m in read_all(settings, key) if m.value() not in INVALID)
+            if "tick_id" not in event]
 
 
 def parse_time(text):
@@ -117,7 +118,7 @@ def assert_stock_matches(settings, transactions, restocks):
 @pytest.fixture
 def traffic(stream_env):
     """Yesterday at 2,500 transactions (about 32k events) with 10 % anomalies, a few invalid
-    records, and one far-future event per shopper topic so that the watermark closes every
+    records, and a clock tick on every partition so that the watermark closes every
     session and cart."""
     settings = stream_env
     service.load_catalog(settings)
@@ -125,7 +126,7 @@ def traffic(stream_env):
     report = run(settings, config, progress=Progress(10, enabled=False))
     assert report.ok
     produce_raw(settings, "transactions", [(b"bad", value) for value in INVALID])
-    publish_closing_events(settings, datetime.now(UTC) + timedelta(hours=3))
+    publish_ticks(settings)  # now: every session and cart of the past closes
     return settings, report
 
 

@@ -9,11 +9,13 @@ import pytest
 from globalmart.alerting.messages import (
     AbandonmentSpikeAlert,
     AnomalyAlert,
+    DataQualityAlert,
     MalformedAlert,
     StockAlert,
     parse_alert,
 )
-from globalmart.settings import Thresholds
+from globalmart.alerting.rendering import render_alert
+from globalmart.settings import Settings, Thresholds
 from globalmart.streaming.sink import Alert, BatchContext, _json_dumps, _utc_iso
 from spark_jobs.streaming.anomaly_detector import anomaly_alerts
 from spark_jobs.streaming.inventory_tracker import crossing_alerts
@@ -34,14 +36,19 @@ def published(alert: Alert, app: str) -> bytes:
 
 def test_inventory_tracker_alerts_parse_as_stock_alerts():
     context = BatchContext("inventory_tracker", "inventory_tracker.stock", "c0ffee", 7)
-    produced = crossing_alerts([("P1", 8, "ok", "low", AT), ("P2", 3, "low", "critical", AT)], context, T)
-    low, critical = (parse_alert(published(a, "inventory_tracker")) for a in produced)
+    produced = crossing_alerts([("P1", 8, "ok", "low", AT, 12), ("P2", 3, "low", "critical", AT, 9),
+                                ("P3", -2, "low", "critical", AT, 4)], context, T)
+    low, critical, oversold = (parse_alert(published(a, "inventory_tracker")) for a in produced)
     assert isinstance(low, StockAlert) and isinstance(critical, StockAlert)
     assert (low.kind, low.detail.product_id, low.detail.stock, low.detail.threshold) == ("stock.low", "P1", 8, 10)
     assert (critical.kind, critical.detail.state_before, critical.detail.state, critical.severity) == (
         "stock.critical", "low", "critical", "critical")
     assert critical.subject_key == "P2" and critical.event_time == AT
     assert critical.detail.category is None  # the tracker does not send it; the catalog fills it in
+    assert isinstance(oversold, DataQualityAlert) and oversold.kind == "data_quality.oversold"
+    assert oversold.subject_key == "P3" and oversold.detail.facts["Units oversold"] == 2
+    email = render_alert(oversold, Settings())
+    assert "P3 sold 2 units more than its stock" in email.subject and "Units oversold" in email.text
 
 
 def test_anomaly_detector_alerts_parse_as_anomaly_alerts():

@@ -45,7 +45,7 @@ def test_every_event_topic_and_the_alerts_topic_can_be_checked_but_not_the_dead_
     checks = validators(settings)
     assert settings.kafka.alerts.name in checks and settings.kafka.transactions.name in checks
     assert settings.kafka.dead_letters.name not in checks
-    restock = {"schema_version": 1, "event_time": "2026-11-22T10:00:00Z", "event_id": "E1", "product_id": "P1",
+    restock = {"schema_version": 1, "event_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "event_id": "E1", "product_id": "P1",
                "action": "restock", "quantity": 5}
     assert checks[settings.kafka.inventory.name](json.dumps(restock).encode()) is None
     assert "quantity" in checks[settings.kafka.inventory.name](json.dumps(restock | {"quantity": 0}).encode())

@@ -2,6 +2,7 @@
 
 import json
 import random
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +19,8 @@ from globalmart.events import (
 )
 from globalmart.generator.malformed import MALFORMED_KINDS, TARGET_TOPICS, applicable, corrupt
 
-T = "2026-11-22T10:00:00.123Z"
+# an hour ago: event times must be plausible for when a record is received (now, by default)
+T = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 SAMPLES = {
     "transactions": {
         "transaction_id": "T-1", "user_id": "U00000001", "session_id": "S-1", "event_time": T, "country": "UK",
@@ -86,7 +88,7 @@ def test_each_defect_is_rejected_with_its_reason(kind, topic):
 
 def test_rules_beyond_types():
     with pytest.raises(ValueError, match="Timezone offset of 0 required"):
-        ProductView.model_validate_json(json.dumps({**SAMPLES["product_views"], "event_time": "2026-11-22T10:00:00+01:00"}))
+        ProductView.model_validate_json(json.dumps({**SAMPLES["product_views"], "event_time": T.replace("Z", "+01:00")}))
     with pytest.raises(ValueError, match="checkout needs cart_value"):
         CartEvent.model_validate_json(json.dumps({**SAMPLES["cart_events"], "action": "checkout"}))
     with pytest.raises(ValueError, match="greater than or equal to 1"):

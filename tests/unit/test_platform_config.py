@@ -15,7 +15,7 @@ def test_supervisord_config_has_every_service_and_no_secrets(settings):
     programs = {s.removeprefix("program:") for s in parser.sections() if s.startswith("program:")}
     assert programs == {
         "postgres", "kafka", "ferretdb", "maildev",
-        "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+        "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "streaming-clock",
     }
     assert settings.postgres.password.get_secret_value() not in text
     assert parser.get("program:postgres", "stopsignal") == "INT"

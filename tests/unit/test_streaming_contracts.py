@@ -26,7 +26,7 @@ def test_schema_derived_from_the_pydantic_model():
 
 
 def kafka_frame(spark, records):
-    now = datetime(2026, 11, 22, tzinfo=UTC)
+    now = datetime.now(UTC)
     rows = [(topic, value, 0, offset, now) for offset, (topic, value) in enumerate(records)]
     return spark.createDataFrame(rows, "topic string, value binary, partition int, offset long, timestamp timestamp")
 

@@ -5,8 +5,8 @@ from decimal import Decimal
 from globalmart.settings import Thresholds
 from globalmart.streaming.sink import BatchContext
 from spark_jobs.streaming.inventory_tracker import crossing_alerts, stock_changes, stock_movements
-from spark_jobs.streaming.sessions import activity, cart_abandonments, sessions, spike_alerts
-from tests.streaming_fixtures import CART, RESTOCK, TRANSACTION, VIEW, at, cart, restock, transaction, view
+from spark_jobs.streaming.sessions import activity, cart_abandonments, counted_activity, sessions, spike_alerts
+from tests.streaming_fixtures import CART, RESTOCK, TRANSACTION, VIEW, at, cart, clock_tick, restock, transaction, view
 from tests.streaming_harness import run_stream
 
 T = Thresholds()
@@ -19,35 +19,39 @@ def test_stock_changes_sum_sales_and_restocks_per_product(spark):
         transaction(at(10, 3), lines=[("P1", PHONES, 3, 10.0)]),
     ], TRANSACTION)
     arrivals = spark.createDataFrame([restock(at(10, 2), "P1", 40), restock(at(10, 4), "P3", 7)], RESTOCK)
-    changes = {r["product_id"]: r for r in stock_changes(stock_movements(sales, arrivals)).collect()}
+    changes = {r["product_id"]: r for r in stock_changes(stock_movements(sales, arrivals).toArrow()).to_pylist()}
     assert {p: (c["units_sold"], c["units_restocked"]) for p, c in changes.items()} == {
         "P1": (5, 40), "P2": (1, 0), "P3": (0, 7)}
     assert changes["P1"]["category"] == PHONES and changes["P3"]["category"] is None
-    assert (changes["P1"]["first_event_time"], changes["P1"]["last_event_time"]) == (
-        at(10, 1).replace(tzinfo=None), at(10, 3).replace(tzinfo=None))
+    assert (changes["P1"]["first_event_time"], changes["P1"]["last_event_time"]) == (at(10, 1), at(10, 3))
 
 
 def test_one_alert_per_move_to_a_worse_state():
     context = BatchContext("inventory_tracker", "inventory_tracker.stock", "c0ffee", 7)
     crossings = [
-        ("P1", 8, "ok", "low", at(10)),
-        ("P2", 3, "ok", "critical", at(10)),
-        ("P3", 4, "low", "critical", at(10)),
-        ("P4", 7, "low", "low", at(10)),  # still low: no new alert
-        ("P5", 50, "critical", "ok", at(10)),  # restocked: no alert
+        ("P1", 8, "ok", "low", at(10), 12),
+        ("P2", 3, "ok", "critical", at(10), 20),
+        ("P3", 4, "low", "critical", at(10), 9),
+        ("P4", 7, "low", "low", at(10), 8),  # still low: no new alert
+        ("P5", 50, "critical", "ok", at(10), 2),  # restocked: no alert
+        ("P6", -3, "ok", "critical", at(10), 11),  # sold 14 with 11 in stock: a data-quality alert instead
+        ("P7", -5, "critical", "critical", at(10), -1),  # deeper below zero
+        ("P8", -2, "critical", "critical", at(10), -6),  # a restock, still below zero: nothing new
     ]
     alerts = crossing_alerts(crossings, context, T)
-    assert [(a.detail["product_id"], a.kind, a.severity) for a in alerts] == [
-        ("P1", "stock.low", "warning"), ("P2", "stock.critical", "critical"), ("P3", "stock.critical", "critical")]
+    assert [(a.detail.get("product_id", a.detail.get("about")), a.kind, a.severity) for a in alerts] == [
+        ("P1", "stock.low", "warning"), ("P2", "stock.critical", "critical"), ("P3", "stock.critical", "critical"),
+        ("P6", "data_quality.oversold", "warning"), ("P7", "data_quality.oversold", "warning")]
     assert alerts[0].alert_id == "stock:P1:low:c0ffee:7"
     assert alerts[0].subject == "Low stock: P1 has 8 left (below 10)"
+    assert [a.detail["facts"]["Units oversold"] for a in alerts[3:]] == [3, 4]
 
 
 def run_sessions(spark, tmp_path, views, carts, sales, build):
     return run_stream(
         spark, tmp_path,
         {"views": (VIEW, views), "carts": (CART, carts), "sales": (TRANSACTION, sales)},
-        lambda views, carts, sales: build(activity(views, carts, sales).withWatermark("event_time", "1 minute")),
+        lambda views, carts, sales: build(counted_activity(activity(views, carts, sales), "1 minute")),
         output_mode="append",
     )
 
@@ -58,10 +62,11 @@ def test_sessions_split_on_thirty_minutes_without_activity(spark, tmp_path):
     carts = [[cart(at(10, 12), "add", product="P2", category=BOOKS, price=5.0),
               cart(at(10, 13), "checkout", quantity=1, cart_value=5.0)]]
     sales = [[transaction(at(10, 14), lines=[("P2", BOOKS, 1, 5.0)])]]
-    # a later event of another user moves the watermark past both sessions' ends
-    closing = [[], [], [view(at(13), user="late-comer")]]
-    result = run_sessions(spark, tmp_path, views + closing[2:], carts, sales,
+    # the platform's clock moves the watermark past both sessions' ends: no other shopper needed
+    closing = [[clock_tick(at(13))]]
+    result = run_sessions(spark, tmp_path, views + closing, carts, sales,
                           lambda rows: sessions(rows, T.session_timeout_minutes))
+    assert {r["user_id"] for r in result.rows} == {"U1"}  # the tick is no shopper
     found = sorted((r for r in result.rows if r["user_id"] == "U1"), key=lambda r: r["session_start"])
     assert len(found) == 2
     first = found[0]
@@ -91,10 +96,9 @@ def test_cart_abandonment(spark, tmp_path):
         transaction(at(10, 1, 5), user="buyer"),
         transaction(at(10, 2), user="again"),
     ]]
-    closing = [[], [cart(at(12), "add", user="zz-watermark")]]
-    result = run_sessions(spark, tmp_path, [[]], carts + closing[1:], sales,
+    result = run_sessions(spark, tmp_path, [[]], carts + [[clock_tick(at(12))]], sales,
                           lambda rows: cart_abandonments(rows, T.cart_abandonment_minutes))
-    found = {r["user_id"]: r for r in result.rows if r["user_id"] != "zz-watermark"}
+    found = {r["user_id"]: r for r in result.rows}
     assert set(found) == {"leaver", "again", "failed"}
     leaver = found["leaver"]
     assert (leaver["items"], leaver["cart_value"]) == (2, Decimal("35.00"))
@@ -104,6 +108,25 @@ def test_cart_abandonment(spark, tmp_path):
     again = found["again"]  # what was added after the purchase
     assert (again["cart_started_at"], again["items"], again["cart_value"]) == (at(10, 5).replace(tzinfo=None), 1, Decimal("7.00"))
     assert found["failed"]["abandoned_at"] == at(10, 17).replace(tzinfo=None)  # the checkout was the last activity
+
+
+def test_a_business_id_delivered_again_counts_once_in_sessions_and_abandonments(spark, tmp_path):
+    """The same purchase, view and cart event delivered twice in one batch and again in the next."""
+    buy = transaction(at(10, 5), user="twice", lines=[("P1", PHONES, 1, 50.0)], tx_id="T-dup")
+    look = view(at(10, 0), user="twice")
+    add = cart(at(10, 1), "add", user="twice", product="P1", price=50.0)
+    left = cart(at(10, 20), "add", user="twice", product="P2", price=7.0, category=BOOKS)
+    result = run_sessions(spark, tmp_path, [[look, look], [look], [clock_tick(at(12))]],
+                          [[add, add, left, left], [add, left]], [[buy, buy], [buy]],
+                          lambda rows: sessions(rows, T.session_timeout_minutes))
+    (session,) = result.rows
+    assert (session["views"], session["cart_adds"], session["purchases"], session["purchase_value"]) == (
+        1, 2, 1, Decimal("50.00"))
+
+    abandoned = run_sessions(spark, tmp_path / "carts", [[]], [[add, add, left, left], [add, left], [clock_tick(at(12))]],
+                             [[buy, buy], [buy]], lambda rows: cart_abandonments(rows, T.cart_abandonment_minutes))
+    (cart_left,) = abandoned.rows
+    assert (cart_left["items"], cart_left["cart_value"]) == (1, Decimal("7.00"))
 
 
 def test_one_spike_alert_per_hour_over_the_threshold():

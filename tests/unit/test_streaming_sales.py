@@ -10,7 +10,7 @@ PHONES, BOOKS = "Electronics > Phones", "Books > Fiction"
 
 def windows(spark, rows, watermark=None):
     """The batch's window rows as the sink sees them, each with ``late``."""
-    on_time, late = split_late(minute_sales(sales_facts(spark.createDataFrame(rows, TRANSACTION))).toArrow(), watermark)
+    on_time, late = split_late(minute_sales(sales_facts(spark.createDataFrame(rows, TRANSACTION)).toArrow()), watermark)
     return [{**row, "late": False} for row in on_time.to_pylist()] + [{**row, "late": True} for row in late.to_pylist()]
 
 

@@ -6,7 +6,9 @@ holds:
 
 - ``stock.low`` / ``stock.critical`` (inventory tracker): a product moved into a worse stock state;
 - ``anomaly.<rule>`` (anomaly detector): suspicious transactions of one user;
-- ``cart_abandonment.spike`` (sessions): more abandoned carts in an hour than the threshold.
+- ``cart_abandonment.spike`` (sessions): more abandoned carts in an hour than the threshold;
+- ``data_quality.<problem>`` (any app): the data contradicts itself or could not be processed
+  (a sale below zero stock, records isolated from a failing micro-batch): what, facts, advice.
 
 A message that does not fit raises :class:`MalformedAlert`; the caller dead-letters it.
 """
@@ -80,6 +82,13 @@ class AbandonmentSpikeDetail(_Frozen):
     threshold: int
 
 
+class DataQualityDetail(_Frozen):
+    about: str = Field(min_length=1)  # what it concerns (a product, a streaming query): the throttling key
+    description: str = Field(min_length=1)
+    advice: str = Field(min_length=1)
+    facts: dict[str, str | int | float] = {}  # label → value, in reading order
+
+
 class _Alert(_Frozen):
     family: ClassVar[str]
 
@@ -141,7 +150,18 @@ class AbandonmentSpikeAlert(_Alert):
         return self.detail.hour.astimezone(UTC).isoformat()
 
 
-ALERT_TYPES: tuple[type[_Alert], ...] = (StockAlert, AnomalyAlert, AbandonmentSpikeAlert)
+class DataQualityAlert(_Alert):
+    family: ClassVar[str] = "data_quality"
+
+    kind: str = Field(pattern=r"^data_quality\.[a-z0-9_]+$")
+    detail: DataQualityDetail
+
+    @property
+    def subject_key(self) -> str:
+        return self.detail.about
+
+
+ALERT_TYPES: tuple[type[_Alert], ...] = (StockAlert, AnomalyAlert, AbandonmentSpikeAlert, DataQualityAlert)
 
 
 def _family(value) -> str | None:
@@ -153,7 +173,8 @@ def _family(value) -> str | None:
 AlertMessage = Annotated[
     Annotated[StockAlert, Tag(StockAlert.family)]
     | Annotated[AnomalyAlert, Tag(AnomalyAlert.family)]
-    | Annotated[AbandonmentSpikeAlert, Tag(AbandonmentSpikeAlert.family)],
+    | Annotated[AbandonmentSpikeAlert, Tag(AbandonmentSpikeAlert.family)]
+    | Annotated[DataQualityAlert, Tag(DataQualityAlert.family)],
     Discriminator(
         _family,
         custom_error_type="unknown_alert_kind",

@@ -20,6 +20,7 @@ from globalmart.alerting.messages import (
     AbandonmentSpikeAlert,
     AlertMessage,
     AnomalyAlert,
+    DataQualityAlert,
     StockAlert,
 )
 from globalmart.alerting.policy import Delivery
@@ -35,6 +36,8 @@ KIND_TITLES = {
     "anomaly.rapid_fire_count": "Rapid-fire purchases",
     "anomaly.rapid_fire_amount": "Rapid-fire spending",
     "cart_abandonment.spike": "Cart abandonment spike",
+    "data_quality.oversold": "Sold below zero stock",
+    "data_quality.isolated_records": "Records isolated from a failing micro-batch",
 }
 TRANSACTION_IDS_SHOWN = 5
 DIGEST_SUBJECT_KINDS = 3  # kinds counted in a digest's subject line; the rest are in the body
@@ -124,6 +127,8 @@ def facts(alert: AlertMessage, settings: Settings) -> list[Fact]:
             ("Abandoned value", _money(d.abandoned_value_so_far)),
             ("Threshold", f"more than {d.threshold} an hour"),
         ]
+    if isinstance(alert, DataQualityAlert):
+        return [*((label, str(value)) for label, value in alert.detail.facts.items()), ("Time", _utc(alert.event_time))]
     raise TypeError(f"no email layout for {type(alert).__name__}")
 
 

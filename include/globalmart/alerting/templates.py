@@ -106,6 +106,13 @@ ABANDONMENT = {
     ),
 }
 
+DATA_QUALITY = {
+    "data_quality.subject": "{{ prefix }} Data quality: {{ alert.subject }}",
+    "data_quality.headline": "Data quality: {{ rule }}",
+    "data_quality.summary": "{{ d.description }}",
+    "data_quality.advice": "{{ d.advice }}",
+}
+
 DIGEST_SUBJECT = "{{ prefix }} Alert digest: {{ alerts_count }} alerts ({{ counts }})"
 
 DIGEST_HTML = """\
@@ -161,4 +168,5 @@ TEMPLATES: dict[str, str] = {
     **STOCK,
     **ANOMALY,
     **ABANDONMENT,
+    **DATA_QUALITY,
 }

@@ -41,6 +41,7 @@ STAGES = [
     ["postgres"],
     ["kafka", "ferretdb", "maildev"],
     ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"],
+    ["streaming-clock"],  # ticks on the topics created after the Kafka stage
 ]
 READY_TIMEOUT_SECONDS = 180
 

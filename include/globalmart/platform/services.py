@@ -170,6 +170,13 @@ def services(settings: Settings) -> list[Service]:
             env=airflow_env,
             priority=50,
         ),
+        # event time moves while traffic pauses: sessions and carts close on time
+        Service(
+            name="streaming-clock",
+            title="Clock ticks on the event topics",
+            command=[str(Path(sys.executable).with_name("globalmart")), "clock"],
+            priority=40,
+        ),
     ]
 
 

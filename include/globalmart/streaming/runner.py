@@ -49,25 +49,44 @@ class RunOptions:
         return str(self.checkpoint_dir / part)
 
 
-def kafka_stream(spark: SparkSession, settings: Settings, topic_keys: list[str]) -> DataFrame:
-    """The records of the topics named by their settings keys, from the earliest kept offset."""
+def kafka_stream(spark: SparkSession, settings: Settings, topic_keys: list[str], starting_offsets: str | None = None) -> DataFrame:
+    """The records of the topics named by their settings keys, from the earliest kept offset
+    (or ``starting_offsets``, Spark's JSON of topic → partition → offset) when the query's
+    checkpoint is new."""
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
         .option("subscribe", ",".join(getattr(settings.kafka, key).name for key in topic_keys))
-        .option("startingOffsets", "earliest")
+        .option("startingOffsets", starting_offsets or "earliest")
         .option("maxOffsetsPerTrigger", settings.streaming.max_offsets_per_trigger)
         .option("maxRecordsPerPartition", settings.streaming.max_records_per_task)
         .load()
     )
 
 
-def topic_events(spark: SparkSession, settings: Settings, topic_key: str) -> DataFrame:
+def resume_offsets(previous_checkpoint: str, checkpoint: str) -> str | None:
+    """Where a query that replaces another (a new checkpoint, because its plan changed) starts:
+    after the last batch the previous checkpoint committed, so nothing is read twice or skipped.
+    None when the new checkpoint exists already (it knows its offsets) or there is no previous one."""
+    previous, current = Path(previous_checkpoint), Path(checkpoint)
+    if current.exists() or not (previous / "commits").is_dir():
+        return None
+    committed = [int(entry.name) for entry in (previous / "commits").iterdir() if entry.name.isdigit()]
+    if not committed:
+        return None
+    # offsets/<batch>: a version line, the batch's metadata, then one line of offsets per source
+    lines = (previous / "offsets" / str(max(committed))).read_text().splitlines()
+    log.info("%s starts where %s stopped: %s", checkpoint, previous_checkpoint, lines[2])
+    return lines[2]
+
+
+def topic_events(spark: SparkSession, settings: Settings, topic_key: str, with_ticks: bool = False) -> DataFrame:
     """The valid events of one topic, from a Kafka source of that topic alone: a query that
     needs several topics unions one source per topic, so each partition is scanned and
     contract-checked once per micro-batch (branches filtered out of one shared source would
-    each scan all of it)."""
-    return valid_events(checked_records(kafka_stream(spark, settings, [topic_key]), settings), settings, topic_key)
+    each scan all of it). ``with_ticks``: with the topic's ClockTicks (``contracts.valid_events``)."""
+    records = checked_records(kafka_stream(spark, settings, [topic_key]), settings)
+    return valid_events(records, settings, topic_key, with_ticks)
 
 
 def start_sink_query(

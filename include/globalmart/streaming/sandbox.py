@@ -6,13 +6,11 @@ topics and marts; everything is removed on exit.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from globalmart import db
@@ -41,22 +39,3 @@ def sandbox(settings: Settings, name: str, keep: bool = False) -> Iterator[tuple
             drop_database(private, private.postgres.database)
             delete_topics(private, [t.name for t in private.kafka.topics()])
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def publish_closing_events(settings: Settings, at: datetime) -> None:
-    """One view and one cart event of a marker shopper at ``at``: with ``at`` past the end of
-    the traffic, the watermark passes every session and cart, so all of them close."""
-    from confluent_kafka import Producer
-
-    moment = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    shopper = {"schema_version": 1, "event_time": moment, "user_id": "U-closing", "session_id": "S-closing", "country": settings.catalog.countries[0]}
-    records = {
-        "product_views": shopper | {"event_id": "E-closing-view", "product_id": "P000001", "category": "closing",
-                                    "action": "view", "duration_seconds": 0},
-        "cart_events": shopper | {"event_id": "E-closing-cart", "action": "checkout", "quantity": 0, "cart_value": 0.0},
-    }
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    for key, event in records.items():
-        producer.produce(getattr(settings.kafka, key).name, key=b"U-closing", value=json.dumps(event).encode())
-    if producer.flush(10):
-        raise RuntimeError("closing events not delivered")

@@ -18,10 +18,11 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg2 import sql
 from psycopg2.extras import Json, execute_values
 from pyspark.sql import DataFrame
@@ -82,20 +83,60 @@ def upsert(
     return len(rows)
 
 
-def dead_letter_payload(raw: bytes | None) -> str:
-    """Rejected bytes as text PostgreSQL accepts: invalid UTF-8 and NUL become U+FFFD."""
-    return (raw or b"").decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+def dead_letter_payload(raw: bytes | str | None) -> str:
+    """Rejected bytes (or text) as text PostgreSQL accepts: invalid UTF-8 and NUL become U+FFFD."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else (raw or "")
+    return text.replace("\x00", "\ufffd")
 
 
 DEAD_LETTER_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "source_topic", "stage", "reason", "payload", "kafka_timestamp")
 
 
 def write_dead_letters(cur, dead: pa.Table) -> int:
+    """Every text of a dead letter, not only its payload, may come from a hostile record (the
+    generator's rejects topic is read as it is): each is made storable."""
     rows = [
-        (*row[:6], dead_letter_payload(row[6]), row[7])
+        (*row[:3], *(dead_letter_payload(text) for text in row[3:7]), row[7])
         for row in rows_of(dead, DEAD_LETTER_COLUMNS)
     ]
     return upsert(cur, "dead_letters", DEAD_LETTER_COLUMNS, rows, key=DEAD_LETTER_COLUMNS[:3], update=())
+
+
+def first_deliveries(table: pa.Table, id_column: str) -> pa.Table:
+    """The rows of each business id's first delivery in the batch (lowest partition, then offset):
+    an event delivered twice in one batch counts once, with all the rows of one delivery kept."""
+    ids = table.column(id_column).to_pylist()
+    deliveries = list(zip(table.column("kafka_partition").to_pylist(), table.column("kafka_offset").to_pylist(), strict=True))
+    first: dict = {}
+    for business_id, delivery in zip(ids, deliveries, strict=True):
+        if business_id not in first or delivery < first[business_id]:
+            first[business_id] = delivery
+    return table.filter(pa.array([first[i] == d for i, d in zip(ids, deliveries, strict=True)], pa.bool_()))
+
+
+CLAIM_EVENTS = """
+INSERT INTO processed_events (consumer, event_key, event_time)
+SELECT %s, event_key, event_time FROM unnest(%s::text[], %s::timestamptz[]) AS batch (event_key, event_time)
+ON CONFLICT DO NOTHING
+RETURNING event_key
+"""
+FORGET_EVENTS = "DELETE FROM processed_events WHERE consumer = %s AND event_time < %s"
+
+
+def count_once(cur, consumer: str, table: pa.Table, id_column: str, horizon: timedelta) -> pa.Table:
+    """The rows of ``table`` whose business id ``consumer`` has not counted before, claimed in the
+    batch's transaction (``processed_events``); ids older than ``horizon`` are forgotten.
+
+    ``table`` holds one delivery per id (``first_deliveries``)."""
+    if not table.num_rows:
+        return table
+    firsts = table.group_by(id_column).aggregate([("event_time", "min")])
+    cur.execute(CLAIM_EVENTS, (consumer, firsts.column(id_column).to_pylist(), firsts.column("event_time_min").to_pylist()))
+    new = pa.array([row[0] for row in cur.fetchall()], pa.string())
+    cur.execute(FORGET_EVENTS, (consumer, datetime.now(UTC) - horizon))
+    if len(new) == firsts.num_rows:
+        return table
+    return table.filter(pc.is_in(table.column(id_column), value_set=new))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,10 @@ def upgrade() -> None:
     ALTER TABLE product_window_sales
         ALTER COLUMN revenue TYPE numeric(18, 2), ALTER COLUMN units TYPE bigint, ALTER COLUMN transactions TYPE bigint;
     ALTER TABLE anomalies ALTER COLUMN amount TYPE numeric(18, 2);
-    ALTER TABLE inventory_stock ALTER COLUMN stock TYPE bigint;
+    ALTER TABLE inventory_stock ALTER COLUMN stock TYPE bigint,
+        -- units sold while the stock was below them: the sales and the stock disagree (a
+        -- data-quality alert each time); the stock keeps the true sum, below zero if need be
+        ADD COLUMN oversold_units bigint NOT NULL DEFAULT 0;
     ALTER TABLE inventory_history
         ALTER COLUMN stock_before TYPE bigint, ALTER COLUMN stock_after TYPE bigint,
         ALTER COLUMN units_sold TYPE bigint, ALTER COLUMN units_restocked TYPE bigint;
@@ -83,7 +86,7 @@ def downgrade() -> None:
     ALTER TABLE product_window_sales
         ALTER COLUMN revenue TYPE numeric(14, 2), ALTER COLUMN units TYPE integer, ALTER COLUMN transactions TYPE integer;
     ALTER TABLE anomalies ALTER COLUMN amount TYPE numeric(14, 2);
-    ALTER TABLE inventory_stock ALTER COLUMN stock TYPE integer;
+    ALTER TABLE inventory_stock ALTER COLUMN stock TYPE integer, DROP COLUMN oversold_units;
     ALTER TABLE inventory_history
         ALTER COLUMN stock_before TYPE integer, ALTER COLUMN stock_after TYPE integer,
         ALTER COLUMN units_sold TYPE integer, ALTER COLUMN units_restocked TYPE integer;
