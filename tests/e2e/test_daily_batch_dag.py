@@ -58,7 +58,7 @@ def test_the_dag_publishes_a_triggered_day_and_emails_the_summary(batch_env):
     database = MongoClient(settings.mongo.uri)[settings.mongo.database]
     published = next(ti for ti in run.get_task_instances() if ti.task_id == "publish").xcom_pull(task_ids="publish")
     assert database.fact_sales.count_documents({"date_key": int(DAY.strftime("%Y%m%d"))}) == (
-        published[DAY.isoformat()]["fact_sales"]) > 0
+        published[DAY.isoformat()]["tables"]["fact_sales"]["inserted"]) > 0
     assert all(database[table].estimated_document_count() > 0 for table in TABLES)
 
     assert [m["subject"] for m in inbox_of(settings, recipient)] == [

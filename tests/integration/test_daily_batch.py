@@ -71,8 +71,11 @@ def test_a_backfill_publishes_every_day_of_the_star_schema_rfm_products_and_tren
         assert len(rfm) == buyers  # the look-back (365 days) covers every earlier fixture day
         assert {r["rfm_segment"] for r in rfm} <= set(SEGMENTS)
         assert all(1 <= r[score] <= 5 for r in rfm for score in ("r_score", "f_score", "m_score"))
-        assert database.product_performance.count_documents({"date": publish.day_start(day)}) == counts[
-            day.isoformat()]["product_performance"]
+        report = counts[day.isoformat()]
+        assert database.product_performance.count_documents({"date": publish.day_start(day)}) == report[
+            "tables"]["product_performance"]["inserted"]
+        assert [gate["gate"] for gate in report["gates"]] == [sources.RAW_DAY_GATE, sources.OUTPUT_GATE]
+        assert all(gate["evaluated"] > 0 for gate in report["gates"])
         shop_day = database.sales_trends.find_one(
             {"granularity": "daily", "period_start": publish.day_start(day), "country": "ALL", "category": "ALL"})
         assert shop_day["transactions"] == lake.where(F.col("event_date") == day).count()
@@ -95,8 +98,13 @@ def test_a_backfill_publishes_every_day_of_the_star_schema_rfm_products_and_tren
 
 def test_re_running_a_day_changes_nothing(batch_env, published, spark):
     _, before = published
-    run_batch(spark, batch_env, [DAYS[1]])
+    report = run_batch(spark, batch_env, [DAYS[1]])[DAYS[1].isoformat()]["tables"]
     assert warehouse_snapshot(batch_env) == before
+    # what the published email shows: every dimension unchanged, each day-keyed slice rewritten in place
+    for table in sources.DIMENSIONS:
+        assert report[table]["inserted"] == report[table]["updated"] == 0 < report[table]["unchanged"], table
+    assert all(report[table]["inserted"] == report[table]["replaced"] > 0
+               for table in (sources.FACT_SALES, sources.CUSTOMER_RFM, sources.PRODUCT_PERFORMANCE))
 
 
 def _defective_lake(spark, settings, tmp_path, defect: str):

@@ -32,16 +32,17 @@ def database(databases):
     return databases[0]
 
 
-def load(database, table: str, *days: list[dict]) -> list[int]:
-    """Merge each day's documents (copies: the publish step sets their _id) in order; what each wrote."""
-    return [_merge_dimension(database, table, iter([[dict(d) for d in day]]), writers=2)
-            for day in days]
+def load(database, table: str, *days: list[dict]) -> list[tuple[int, int, int]]:
+    """Merge each day's documents (copies: the publish step sets their _id) in order; what each
+    did: (inserted, updated, unchanged)."""
+    changes = (_merge_dimension(database, table, iter([[dict(d) for d in day]]), writers=2) for day in days)
+    return [(change["inserted"], change["updated"], change["unchanged"]) for change in changes]
 
 
 def test_customers_merge_to_the_same_documents_whatever_order_days_are_loaded_in(databases):
     forward, backward = databases
-    assert load(forward, "dim_customer", [MONDAY], [TUESDAY, NEWCOMER]) == [1, 1 + 1]  # U1 takes Tuesday's country
-    assert load(backward, "dim_customer", [TUESDAY, NEWCOMER], [MONDAY]) == [2, 1]  # U1 takes Monday's first_seen
+    assert load(forward, "dim_customer", [MONDAY], [TUESDAY, NEWCOMER]) == [(1, 0, 0), (1, 1, 0)]  # U1 takes Tuesday's country
+    assert load(backward, "dim_customer", [TUESDAY, NEWCOMER], [MONDAY]) == [(2, 0, 0), (0, 1, 0)]  # U1 takes Monday's first_seen
     expected = [{**TUESDAY, "_id": "U1", "first_seen": MONDAY["first_seen"]}, {**NEWCOMER, "_id": "U2"}]
     for database in databases:
         assert list(database.dim_customer.find().sort("_id")) == expected
@@ -50,12 +51,12 @@ def test_customers_merge_to_the_same_documents_whatever_order_days_are_loaded_in
 def test_loading_a_day_again_changes_nothing(database):
     load(database, "dim_customer", [MONDAY], [TUESDAY])
     before = list(database.dim_customer.find().sort("_id"))
-    assert load(database, "dim_customer", [TUESDAY], [MONDAY]) == [0, 0]
+    assert load(database, "dim_customer", [TUESDAY], [MONDAY]) == [(0, 0, 1), (0, 0, 1)]
     assert list(database.dim_customer.find().sort("_id")) == before
 
 
 def test_a_reference_dimension_takes_the_staged_attributes(database):
     old = {"payment_method": "paypal", "name": "Paypal", "kind": "digital wallet"}
     new = {**old, "name": "PayPal"}
-    assert load(database, "dim_payment_method", [old], [new], [new]) == [1, 1, 0]
+    assert load(database, "dim_payment_method", [old], [new], [new]) == [(1, 0, 0), (0, 1, 0), (0, 0, 1)]
     assert list(database.dim_payment_method.find()) == [{**new, "_id": "paypal"}]

@@ -116,5 +116,22 @@ def test_the_blocked_email_lists_every_failure_and_the_data_docs(settings):
                              "(1 failed expectations)")
     assert "expect_column_values_to_be_unique — 2 unexpected <T1>" in email.text
     assert "&lt;T1&gt;" in email.html and "/state/gx/index.html" in email.html
-    published = render_published({"2026-11-20": {"fact_sales": 1234, "customer_rfm": 5}}, settings)
-    assert "fact_sales 1,234" in published.text and "Daily batch published 2026-11-20" in published.subject
+
+
+def test_the_published_email_says_what_each_table_did_and_which_gates_passed(settings):
+    docs = "/state/gx/data_docs/index.html"
+    rerun = {"2026-11-20": {
+        "tables": {"dim_customer": {"inserted": 0, "updated": 0, "unchanged": 9733},
+                   "dim_product": {"inserted": 2, "updated": 1, "unchanged": 1500},
+                   "fact_sales": {"inserted": 1234, "replaced": 1234}, "customer_rfm": {"inserted": 5, "replaced": 0}},
+        "gates": [{"gate": "raw_day", "evaluated": 31, "docs_index": docs},
+                  {"gate": "outputs", "evaluated": 27, "docs_index": docs}]}}
+    email = render_published(rerun, settings)
+    assert "Daily batch published 2026-11-20" in email.subject
+    for line in ("- dim_customer: 0 inserted, 0 updated, 9,733 unchanged",
+                 "- dim_product: 2 inserted, 1 updated, 1,500 unchanged",
+                 "- fact_sales: 1,234 inserted, replacing the day's 1,234 previous documents",
+                 "- customer_rfm: 5 inserted", f"Data Docs: {docs}"):
+        assert line in email.text.splitlines()
+    assert "raw-day (31 expectations)," in email.text and "output (27 expectations)" in email.text
+    assert "<td>dim_customer</td>" in email.html and ">9,733</td>" in email.html and f'href="file://{docs}"' in email.html

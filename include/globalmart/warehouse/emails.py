@@ -1,9 +1,12 @@
 """The daily batch's emails: a gate that blocked publishing, and a run's summary.
 
 A blocked run's email lists every failing expectation (dataset, column, what was expected,
-what was found, example rows) and points to the Data Docs page built for that run. Both are
-sent like every alert email (:func:`globalmart.alerting.delivery.send`: the provider's SMTP
-hook, ``alerting.recipients``).
+what was found, example rows) and points to the Data Docs page built for that run. A published
+run's email says, per day, which gates passed with how many expectations, where their Data Docs
+are, and per table what publishing did: a dimension's documents inserted, updated and unchanged
+(a re-run reads "unchanged", not 0), a day-keyed table's documents inserted and the day's
+previous ones they replaced. Both are sent like every alert email
+(:func:`globalmart.alerting.delivery.send`: the provider's SMTP hook, ``alerting.recipients``).
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ from globalmart.alerting.rendering import RenderedEmail
 from globalmart.settings import Settings
 
 GATE_TITLES = {"raw_day": "raw-day", "outputs": "output"}
+OUTCOME_TITLES = {"inserted": "inserted", "updated": "updated", "unchanged": "unchanged",
+                  "replaced": "day's previous replaced"}
 
 _html = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _text = Environment(autoescape=False, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+for _environment in (_html, _text):
+    _environment.filters["count"] = "{:,}".format
 
 BLOCKED_HTML = """\
 <html><body style="font-family: sans-serif">
@@ -57,23 +64,59 @@ Data Docs: {{ result.docs_index }}
 PUBLISHED_HTML = """\
 <html><body style="font-family: sans-serif">
 <h2>Daily batch published {{ days }}</h2>
+{% for day, record in published %}
+<h3>{{ day }}</h3>
+<p>Gates passed:
+{% for gate in record.gates %}
+  {{ gate_titles.get(gate.gate, gate.gate) }} ({{ gate.evaluated | count }} expectations){{ "," if not loop.last }}
+{% else %}
+  none recorded
+{% endfor %}
+{% for docs in record.gates | map(attribute="docs_index") | unique %}
+<br>Data Docs: <a href="file://{{ docs }}">{{ docs }}</a>
+{% endfor %}
+</p>
 <table cellpadding="4" style="border-collapse: collapse">
-<tr><th align="left">day</th>{% for table in tables %}<th align="right">{{ table }}</th>{% endfor %}</tr>
-{% for day, counts in published %}
-<tr><td>{{ day }}</td>{% for table in tables %}<td align="right">{{ "{:,}".format(counts[table]) }}</td>{% endfor %}</tr>
+<tr><th align="left">table</th>
+{% for title in outcome_titles.values() %}<th align="right">{{ title }}</th>{% endfor %}</tr>
+{% for table, changes in record.tables.items() %}
+<tr><td>{{ table }}</td>
+{% for outcome in outcome_titles %}
+<td align="right">{{ changes[outcome] | count if outcome in changes else "–" }}</td>
+{% endfor %}
+</tr>
 {% endfor %}
 </table>
+<p style="color: #555">Dimensions merge by key, so a re-run leaves them unchanged; day-keyed tables
+replace the day's previous documents with the staged ones.</p>
+{% endfor %}
 </body></html>
 """
 
 PUBLISHED_TEXT = """\
 Daily batch published {{ days }}
-{% for day, counts in published %}
-{{ day }}: {% for table in tables %}{{ table }} {{ "{:,}".format(counts[table]) }}{{ ", " if not loop.last }}{% endfor %}
+{% for day, record in published %}
+
+{{ day }}
+Gates passed:
+{% for gate in record.gates %}
+ {{ gate_titles.get(gate.gate, gate.gate) }} ({{ gate.evaluated | count }} expectations){{ "," if not loop.last }}
+{% else %}
+ none recorded
+{% endfor %}
+
+{% for docs in record.gates | map(attribute="docs_index") | unique %}
+Data Docs: {{ docs }}
+{% endfor %}
+{% for table, changes in record.tables.items() %}
+- {{ table }}: {{ changes.inserted | count }} inserted
+{%- if "replaced" in changes %}
+{%- if changes.replaced %}, replacing the day's {{ changes.replaced | count }} previous documents{% endif %}
+{%- else %}, {{ changes.updated | count }} updated, {{ changes.unchanged | count }} unchanged{% endif %}
 
 {% endfor %}
+{% endfor %}
 """
-
 
 def _days(days: Sequence[str]) -> str:
     days = sorted(days)
@@ -91,10 +134,12 @@ def render_blocked(results: Sequence[dict], settings: Settings) -> RenderedEmail
                          text=_text.from_string(BLOCKED_TEXT).render(context))
 
 
-def render_published(published: dict[str, dict[str, int]], settings: Settings) -> RenderedEmail:
-    """``published``: day → table → documents published."""
-    tables = sorted({table for counts in published.values() for table in counts})
-    context = {"days": _days(list(published)), "published": sorted(published.items()), "tables": tables}
+def render_published(published: dict[str, dict], settings: Settings) -> RenderedEmail:
+    """``published``: what ``globalmart.warehouse.publish.publish`` returns, day → ``tables``
+    (table → inserted, updated, unchanged or inserted, replaced) and ``gates`` (gate, evaluated,
+    docs_index of each gate passed)."""
+    context = {"days": _days(list(published)), "published": sorted(published.items()), "gate_titles": GATE_TITLES,
+               "outcome_titles": OUTCOME_TITLES}
     subject = f"{settings.alerting.subject_prefix} Daily batch published {context['days']}"
     return RenderedEmail(subject=subject, html=_html.from_string(PUBLISHED_HTML).render(context),
                          text=_text.from_string(PUBLISHED_TEXT).render(context))
@@ -116,7 +161,7 @@ def send_failed_gate(gate: str, days: Sequence[date], settings: Settings) -> tup
     return failed, send_blocked(failed, settings) if failed else None
 
 
-def send_published(published: dict[str, dict[str, int]], settings: Settings) -> RenderedEmail:
+def send_published(published: dict[str, dict], settings: Settings) -> RenderedEmail:
     email = render_published(published, settings)
     send(email, settings)
     return email

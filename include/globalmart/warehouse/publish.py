@@ -12,6 +12,9 @@ saved result is checked here too, not only by the DAG's order). Per table:
   not matter); the rest take the staged attributes.
 
 Every document has a deterministic ``_id``, so loading a day twice leaves the same data.
+Each table reports what it did (``TableChanges``): a dimension its documents inserted, updated
+and unchanged; a day-keyed table the documents inserted and how many of the day's previous
+ones they replaced. A day also reports the gates it passed, for the summary email.
 
 Written with pymongo bulk writes (``insert_many`` unordered, batches of
 ``warehouse.publish_batch_size``, ``warehouse.publish_writers`` in flight while the next batch
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import date, datetime, time as clock, timedelta
@@ -42,6 +46,9 @@ from globalmart.warehouse import sources
 log = logging.getLogger(__name__)
 
 Document = dict
+# per table: inserted, updated, unchanged (dimensions), replaced (the day's previous documents
+# of a day-keyed table, deleted before its staged ones were inserted)
+TableChanges = dict[str, int]
 
 
 class NotAudited(RuntimeError):
@@ -131,29 +138,29 @@ def ensure_indexes(database: Database) -> None:
             database[table].create_index(keys)
 
 
-def write_batches(batches: Iterator[list[Document]], write: Callable[[list[Document]], int], writers: int) -> int:
-    """``write`` every batch, up to ``writers`` at once; the sum of what it returns.
+def write_batches(batches: Iterator[list[Document]], write: Callable[[list[Document]], Counter],
+                  writers: int) -> Counter:
+    """``write`` every batch, up to ``writers`` at once; the sum of the counts it returns.
 
     Converting a batch to documents holds the GIL while the server stores the previous ones:
     overlapping the two is what the threads are for. The first failed write raises."""
-    written = 0
+    written = Counter()
     with ThreadPoolExecutor(writers, thread_name_prefix="publish") as pool:
         pending: set[Future] = set()
         for batch in batches:
             if len(pending) >= writers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                written += sum(future.result() for future in done)
+                written += sum((future.result() for future in done), Counter())
             pending.add(pool.submit(write, batch))
-        written += sum(future.result() for future in pending)
+        written += sum((future.result() for future in pending), Counter())
     return written
 
 
 def _replace_slice(database: Database, table: str, day: date, documents: Iterator[list[Document]],
-                   writers: int) -> int:
+                   writers: int) -> TableChanges:
     """Delete the day's slice, then insert the staged documents."""
     make_id, slices = SLICED[table]
-    for selection in slices(day):
-        database[table].delete_many(selection)
+    replaced = sum(database[table].delete_many(selection).deleted_count for selection in slices(day))
 
     def with_ids() -> Iterator[list[Document]]:
         for batch in documents:
@@ -162,7 +169,10 @@ def _replace_slice(database: Database, table: str, day: date, documents: Iterato
             yield batch
 
     collection = database[table]
-    return write_batches(with_ids(), lambda batch: len(collection.insert_many(batch, ordered=False).inserted_ids), writers)
+    inserted = write_batches(
+        with_ids(), lambda batch: Counter(inserted=len(collection.insert_many(batch, ordered=False).inserted_ids)),
+        writers)
+    return {"inserted": inserted["inserted"], "replaced": replaced}
 
 
 DUPLICATE_KEY = 11000
@@ -187,9 +197,10 @@ def attribute_replace(staged: Document) -> list[ReplaceOne]:
     return [ReplaceOne({"_id": staged["_id"], "$nor": [attributes]}, staged)]
 
 
-def _merge_dimension(database: Database, table: str, documents: Iterator[list[Document]], writers: int) -> int:
+def _merge_dimension(database: Database, table: str, documents: Iterator[list[Document]],
+                     writers: int) -> TableChanges:
     """Insert the batch; the keys already stored (the inserts' duplicate-key errors) are merged
-    with updates by ``_id``. Documents inserted plus updates that changed one.
+    with updates by ``_id``. Documents inserted, updated (changed by the merge) and unchanged.
 
     Looking the batch's keys up first (``$in``) would scan the whole collection on FerretDB,
     which pushes down only equality filters; so the insert finds the known keys, and each
@@ -198,24 +209,27 @@ def _merge_dimension(database: Database, table: str, documents: Iterator[list[Do
     merge = customer_merge if table == "dim_customer" else attribute_replace
     collection = database[table]
 
-    def write(batch: list[Document]) -> int:
+    def write(batch: list[Document]) -> Counter:
         for document in batch:
             document["_id"] = document[key]
         try:
-            return len(collection.insert_many(batch, ordered=False).inserted_ids)
+            return Counter(inserted=len(collection.insert_many(batch, ordered=False).inserted_ids))
         except BulkWriteError as error:
             errors = error.details["writeErrors"]
             if any(e["code"] != DUPLICATE_KEY for e in errors):
                 raise
             known = [batch[e["index"]] for e in errors]
             updates = collection.bulk_write([op for document in known for op in merge(document)], ordered=False)
-            return error.details["nInserted"] + updates.modified_count
+            # a customer whose first and last seen both move is modified by two updates: counted once
+            updated = min(updates.modified_count, len(known))
+            return Counter(inserted=error.details["nInserted"], updated=updated, unchanged=len(known) - updated)
 
-    return write_batches(documents, write, writers)
+    changes = write_batches(documents, write, writers)
+    return {outcome: changes[outcome] for outcome in ("inserted", "updated", "unchanged")}
 
 
-def publish_day(database: Database, settings: Settings, day: date) -> dict[str, int]:
-    """Copy ``day``'s staged tables into ``database``; table → documents inserted or changed."""
+def publish_day(database: Database, settings: Settings, day: date) -> dict[str, TableChanges]:
+    """Copy ``day``'s staged tables into ``database``; table → what its publishing did."""
     check_audited(settings, day)
     size = settings.warehouse.publish_batch_size
     counts = {}
@@ -229,14 +243,24 @@ def publish_day(database: Database, settings: Settings, day: date) -> dict[str, 
             counts[table] = _merge_dimension(database, table, documents, writers)
         else:
             counts[table] = _replace_slice(database, table, day, documents, writers)
-        log.info("%s %s: %d documents written (%.1f s)", day, table, counts[table], time.monotonic() - started)
+        changes = ", ".join(f"{count} {outcome}" for outcome, count in counts[table].items())
+        log.info("%s %s: %s (%.1f s)", day, table, changes, time.monotonic() - started)
     return counts
 
 
-def publish(database: Database, settings: Settings, days: Sequence[date]) -> dict[str, dict[str, int]]:
-    """Publish each day (every one must have passed the output gate first); day → table → documents."""
+def passed_gates(settings: Settings, day: date) -> list[dict]:
+    """The gates ``day`` passed, as saved: gate, evaluated (expectations), docs_index."""
+    results = (sources.load_gate_result(settings, day, gate) for gate in (sources.RAW_DAY_GATE, sources.OUTPUT_GATE))
+    return [{name: result[name] for name in ("gate", "evaluated", "docs_index")}
+            for result in results if result is not None and result["success"]]
+
+
+def publish(database: Database, settings: Settings, days: Sequence[date]) -> dict[str, dict]:
+    """Publish each day (every one must have passed the output gate first); day → ``tables``
+    (table → ``TableChanges``) and ``gates`` (``passed_gates``)."""
     for day in days:
         check_audited(settings, day)
     ensure_indexes(database)
-    return {day.isoformat(): publish_day(database, settings, day) for day in days}
+    return {day.isoformat(): {"tables": publish_day(database, settings, day), "gates": passed_gates(settings, day)}
+            for day in days}
 
