@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pyspark.sql.types import BooleanType, IntegerType, LongType, StructField, StructType, TimestampType
+from pyspark.sql.types import BooleanType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from globalmart.events import CartEvent, InventoryEvent, ProductView, Transaction
 from globalmart.streaming.contracts import spark_schema
@@ -18,6 +18,7 @@ def at(hour: int, minute: int = 0, second: float = 0) -> datetime:
 
 def _with_kafka(model) -> StructType:
     return StructType(spark_schema(model).fields + [StructField("kafka_timestamp", TimestampType()),
+                                                    StructField("kafka_topic", StringType()),
                                                     StructField("kafka_partition", IntegerType()),
                                                     StructField("kafka_offset", LongType()),
                                                     StructField("tick", BooleanType())])
@@ -36,7 +37,7 @@ def transaction(time, user="U1", lines=(("P1", "Electronics > Phones", 1, 100.0)
     return {
         "schema_version": 1, "event_time": time, "transaction_id": tx_id or f"T{next(_serial)}", "user_id": user,
         "session_id": f"S-{user}", "country": country, "payment_method": "paypal", "items": items,
-        "total_amount": round(sum(q * price for _, _, q, price in lines), 2), "kafka_timestamp": time, "tick": False, "kafka_partition": 0, "kafka_offset": next(_serial),
+        "total_amount": round(sum(q * price for _, _, q, price in lines), 2), "kafka_timestamp": time, "tick": False, "kafka_topic": "fixture", "kafka_partition": 0, "kafka_offset": next(_serial),
     }
 
 
@@ -44,7 +45,7 @@ def view(time, user="U1", product="P1", category="Electronics > Phones", country
     return {
         "schema_version": 1, "event_time": time, "event_id": f"E{next(_serial)}", "user_id": user,
         "session_id": f"S-{user}", "country": country, "product_id": product, "category": category,
-        "action": "view", "duration_seconds": 30, "search_query": None, "kafka_timestamp": time, "tick": False, "kafka_partition": 0, "kafka_offset": next(_serial),
+        "action": "view", "duration_seconds": 30, "search_query": None, "kafka_timestamp": time, "tick": False, "kafka_topic": "fixture", "kafka_partition": 0, "kafka_offset": next(_serial),
     }
 
 
@@ -56,13 +57,13 @@ def cart(time, action, user="U1", product="P1", quantity=1, price=100.0, categor
         "session_id": f"S-{user}", "country": country, "action": action,
         "product_id": None if checkout else product, "category": None if checkout else category,
         "unit_price": None if checkout else price, "quantity": quantity,
-        "cart_value": cart_value if checkout else None, "kafka_timestamp": time, "tick": False, "kafka_partition": 0, "kafka_offset": next(_serial),
+        "cart_value": cart_value if checkout else None, "kafka_timestamp": time, "tick": False, "kafka_topic": "fixture", "kafka_partition": 0, "kafka_offset": next(_serial),
     }
 
 
 def restock(time, product, quantity) -> dict:
     return {"schema_version": 1, "event_time": time, "event_id": f"E{next(_serial)}", "product_id": product,
-            "action": "restock", "quantity": quantity, "kafka_timestamp": time, "tick": False, "kafka_partition": 0, "kafka_offset": next(_serial)}
+            "action": "restock", "quantity": quantity, "kafka_timestamp": time, "tick": False, "kafka_topic": "fixture", "kafka_partition": 0, "kafka_offset": next(_serial)}
 
 
 def clock_tick(time) -> dict:

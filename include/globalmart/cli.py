@@ -68,7 +68,7 @@ def _generate(args) -> int:
         report = service.generate(
             settings, config, minutes=args.minutes, max_events=args.events, stop=stop, quiet=args.quiet
         )
-    except GeneratorError as exc:
+    except (GeneratorError, service.BackfillTooOld) as exc:
         print(f"[generate] error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report.as_dict(), indent=2))

@@ -174,6 +174,16 @@ class StreamingSettings(BaseModel):
     # marts (the FAIR scheduler does not preempt a running task)
     max_records_per_task: int = Field(20_000, ge=1)
     shuffle_partitions: int = Field(2, ge=1)  # fixed into each checkpoint when it is created
+    # a failing micro-batch is tried this often (with a doubling pause from batch_retry_seconds),
+    # then its failing records are isolated into dead_letters in at most max_isolation_trials
+    # trial writes and the rest is committed
+    batch_attempts: int = Field(3, ge=1)
+    batch_retry_seconds: float = Field(1.0, ge=0)
+    max_isolation_trials: int = Field(64, ge=2)
+    # a failed query is restarted in its application this often (doubling pause from the delay);
+    # the others keep running meanwhile. Then it stays down and supervision tells a person
+    query_restarts: int = Field(5, ge=0)
+    query_restart_delay_seconds: float = Field(10.0, ge=0)
     # how late an event may arrive and still update its window / session / user state
     sales_watermark_seconds: int = Field(120, ge=0)
     # how late a purchase may arrive (behind the newest) and still join its rapid-fire burst
@@ -344,6 +354,37 @@ class WarehouseSettings(BaseModel):
                 "monthly": self.monthly_moving_average_months}
 
 
+class ApiSettings(BaseModel):
+    """The read API (FastAPI under uvicorn) over the marts and the warehouse."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    key: SecretStr | None = None  # sent as the ``X-API-Key`` header; generated into the secrets file
+    default_page_size: int = Field(100, ge=1)
+    max_page_size: int = Field(1000, ge=1)
+    postgres_connections: int = Field(8, ge=1)  # pooled; uvicorn serves sync routes from threads
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class DashboardSettings(BaseModel):
+    """The analysts' dashboards (Streamlit)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8501
+    user: str = "analyst"
+    password: SecretStr | None = None  # generated into the secrets file
+    refresh_seconds: float = Field(5.0, gt=0)  # live pages re-read their marts this often
+    live_minutes: int = Field(15, ge=1)  # "the last minutes" of the live sales page
+    airflow_runs_per_dag: int = Field(5, ge=1)  # the platform page's last runs of each DAG
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -372,6 +413,8 @@ class Settings(BaseSettings):
     streaming: StreamingSettings = StreamingSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
+    api: ApiSettings = ApiSettings()
+    dashboards: DashboardSettings = DashboardSettings()
 
     @property
     def jars_dir(self) -> Path:

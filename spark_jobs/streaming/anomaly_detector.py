@@ -81,7 +81,7 @@ def purchases_with_rule_hits(transactions: DataFrame, thresholds: Thresholds) ->
         F.col("total_amount").alias("amount"),
         F.col("kafka_timestamp").alias("received_at"),
         F.filter(rules, lambda broken: broken.isNotNull()).alias("hits"),
-        "kafka_partition", "kafka_offset",
+        "kafka_topic", "kafka_partition", "kafka_offset",
     )
 
 

@@ -30,7 +30,7 @@ from globalmart.streaming.sink import Alert, BatchContext, count_once, first_del
 APP = "inventory_tracker"
 STATES = ("ok", "low", "critical")  # in order of severity
 CHANGE_COLUMNS = ("product_id", "category", "units_sold", "units_restocked", "first_event_time", "last_event_time")
-DELIVERY = ("kafka_partition", "kafka_offset")
+DELIVERY = ("kafka_topic", "kafka_partition", "kafka_offset")
 
 
 def stock_movements(transactions: DataFrame, restocks: DataFrame) -> DataFrame:

@@ -80,7 +80,7 @@ def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
             .option("path", str(settings.lake_dir / key))
             .option("checkpointLocation", checkpoint)
         )
-        queries.append(with_trigger(writer, options, settings.streaming.archive_trigger_seconds).start())
+        queries.append(options.start(f"{APP}.lake_{key}", with_trigger(writer, options, settings.streaming.archive_trigger_seconds)))
     checked = checked_records(kafka_stream(spark, settings, list(ARCHIVED_TOPICS)), settings)
     rejects = dead_letter_rows(checked, APP).unionByName(generator_rejects(kafka_stream(spark, settings, ["dead_letters"])))
     queries.append(start_sink_query(rejects, settings, options, "dead_letters", write_dead_letter_batch, output_mode="append",

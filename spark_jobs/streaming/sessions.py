@@ -242,12 +242,12 @@ def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
         start_sink_query(
             sessions(shopper_activity(with_views=True), t.session_timeout_minutes),
             settings, options, "sessions", write_sessions, output_mode="append",
-            trigger_seconds=settings.streaming.session_trigger_seconds,
+            trigger_seconds=settings.streaming.session_trigger_seconds, checkpoint_part="sessions_distinct",
         ),
         start_sink_query(
             cart_abandonments(shopper_activity(with_views=False), t.cart_abandonment_minutes),
             settings, options, "cart_abandonment", write_abandonments(t), output_mode="append", publishes_alerts=True,
-            trigger_seconds=settings.streaming.session_trigger_seconds,
+            trigger_seconds=settings.streaming.session_trigger_seconds, checkpoint_part="cart_abandonment_distinct",
         ),
     ]
 

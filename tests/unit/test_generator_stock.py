@@ -137,3 +137,15 @@ def test_the_opening_stock_must_fit_the_catalog(settings):
     for bad in (np.zeros(3, dtype=np.int64), np.full(len(catalog.products), -1)):
         with pytest.raises(ValueError, match="opening stock"):
             TrafficStream(s, config, catalog, opening_stock=bad)
+
+
+def test_a_backfill_older_than_the_contract_accepts_is_refused_before_anything_is_sent(settings):
+    from datetime import UTC, date, datetime
+
+    from globalmart.generator.service import BackfillTooOld, check_backfill_fits_the_contract
+    from globalmart.generator.traffic import TrafficConfig
+
+    now = datetime(2026, 12, 1, 6, tzinfo=UTC)
+    check_backfill_fits_the_contract(settings, TrafficConfig(mode="backfill", days=7, end_date=date(2026, 12, 1)), now)
+    with pytest.raises(BackfillTooOld, match="contracts.max_event_age_hours"):
+        check_backfill_fits_the_contract(settings, TrafficConfig(mode="backfill", days=9, end_date=date(2026, 12, 1)), now)

@@ -8,9 +8,12 @@ pool so that a slow app does not hold up the others' batches. Either way each ap
 own checkpoints (``<checkpoint root>/<app>/``), so the two ways of running are interchangeable.
 
 ``run()`` records every micro-batch's progress in PostgreSQL (``stream_progress``,
-``stream_status``: the supervisor's view), then waits. The first query to fail stops the
-others and the process exits non-zero, so a supervisor restarts it from the checkpoints.
-SIGTERM stops the queries between batches.
+``stream_status``: the supervisor's view), then waits. A query that fails is started again
+from its checkpoint after a pause that doubles each time (``streaming.query_restarts`` times),
+while every other query keeps running: a mart that is down stops neither the lake nor the dead
+letters. A query that keeps failing then stays down (its status says ``failed``: supervision
+tells a person); the process exits non-zero only when no query is left running, or at the end of
+an ``--available-now`` run that lost one. SIGTERM stops the queries between batches.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
@@ -44,9 +48,16 @@ class RunOptions:
     checkpoint_dir: Path
     available_now: bool  # process what the topics hold now, then stop (tests, catch-up runs)
     trigger_seconds: float
+    # query name → how to start it (again): filled as the app starts its queries
+    starters: dict[str, Callable[[], StreamingQuery]] = field(default_factory=dict)
 
     def checkpoint(self, part: str) -> str:
         return str(self.checkpoint_dir / part)
+
+    def start(self, name: str, writer) -> StreamingQuery:
+        """Start ``writer`` as the query ``name``, remembering how, so that it can be restarted."""
+        self.starters[name] = writer.start
+        return writer.start()
 
 
 def kafka_stream(spark: SparkSession, settings: Settings, topic_keys: list[str], starting_offsets: str | None = None) -> DataFrame:
@@ -98,16 +109,19 @@ def start_sink_query(
     output_mode: str = "update",
     publishes_alerts: bool = False,
     trigger_seconds: float | None = None,
+    checkpoint_part: str | None = None,
 ) -> StreamingQuery:
-    """Start ``frame`` into an exactly-once PostgreSQL sink as the query ``<app>.<part>``."""
+    """Start ``frame`` into an exactly-once PostgreSQL sink as the query ``<app>.<part>``, its
+    checkpoint in ``<app>/<checkpoint_part or part>`` (a new part when the plan changes so much
+    that the old checkpoint cannot be resumed)."""
     name = f"{options.app}.{part}"
     writer = (
         frame.writeStream.queryName(name)
         .outputMode(output_mode)
         .foreachBatch(ExactlyOnceSink(settings, options.app, name, handler, publishes_alerts))
-        .option("checkpointLocation", options.checkpoint(part))
+        .option("checkpointLocation", options.checkpoint(checkpoint_part or part))
     )
-    return with_trigger(writer, options, trigger_seconds).start()
+    return options.start(name, with_trigger(writer, options, trigger_seconds))
 
 
 def with_trigger(writer, options: RunOptions, seconds: float | None = None):
@@ -271,21 +285,44 @@ def parse_args(name: str, settings: Settings, argv: list[str] | None) -> argpars
 StartQueries = Callable[[SparkSession, Settings, RunOptions], list[StreamingQuery]]
 
 
+@dataclass
+class Supervised:
+    """One query of the application, as the runner looks after it."""
+
+    app: str
+    start: Callable[[], StreamingQuery]
+    query: StreamingQuery | None
+    restarts: int = 0
+    restart_at: float | None = None  # monotonic time of a restart that is due
+    given_up: bool = False
+
+    @property
+    def waiting(self) -> bool:
+        return (self.query is not None and self.query.isActive) or self.restart_at is not None
+
+
+def restart_delay(restarts_done: int, base_seconds: float) -> float:
+    """The pause before restart number ``restarts_done + 1``: doubling, so that a failing
+    dependency (PostgreSQL down) is not hammered."""
+    return base_seconds * 2 ** restarts_done
+
+
 def run(name: str, apps: dict[str, StartQueries], argv=None) -> None:
     """Run the queries of ``apps`` in one Spark application named ``name`` until it is stopped
-    (SIGTERM/SIGINT) or one of its queries fails."""
+    (SIGTERM/SIGINT), its queries end (``--available-now``) or every one has failed for good."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     args = parse_args(name, settings, argv)
     spark = streaming_session(name, settings)
     spark.streams.addListener(ProgressRecorder(settings))
-    queries = []
+    supervised: dict[str, Supervised] = {}
     for app, start_queries in apps.items():
         # a query's stream thread inherits the local properties set when it starts
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", app)
         options = RunOptions(app, args.checkpoint_root / app, args.available_now, settings.streaming.trigger_seconds)
-        queries += start_queries(spark, settings, options)
-    log.info("%s: started %s", name, ", ".join(q.name for q in queries))
+        for query in start_queries(spark, settings, options):
+            supervised[query.name] = Supervised(app, options.starters[query.name], query)
+    log.info("%s: started %s", name, ", ".join(supervised))
 
     stopping = threading.Event()
 
@@ -296,28 +333,52 @@ def run(name: str, apps: dict[str, StartQueries], argv=None) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    failed = wait(spark, queries, stopping)
+    lost = wait(spark, supervised, stopping, settings.streaming.query_restarts, settings.streaming.query_restart_delay_seconds)
     spark.stop()
-    if failed:
-        sys.exit(f"{name}: query {failed.name} failed: {failed.exception()}")
+    if lost:
+        sys.exit(f"{name}: {', '.join(lost)} failed {settings.streaming.query_restarts + 1} times and stayed down")
 
 
-def wait(spark: SparkSession, queries: list[StreamingQuery], stopping: threading.Event) -> StreamingQuery | None:
-    """Block until every query has stopped, or ``stopping`` is set; the first failure stops the
-    rest and is returned."""
-    while any(query.isActive for query in queries):
+def wait(spark: SparkSession, supervised: dict[str, Supervised], stopping: threading.Event, restarts: int,
+         delay_seconds: float) -> list[str]:
+    """Look after the queries until every one has ended (or ``stopping`` is set): a failed query
+    is restarted after a pause, up to ``restarts`` times, the others running meanwhile. Returns
+    the queries that failed for good."""
+    while any(s.waiting for s in supervised.values()):
         if stopping.is_set():
-            for query in queries:
-                query.stop()
-            return None
+            for s in supervised.values():
+                if s.query is not None:
+                    s.query.stop()
+            break
         try:
             spark.streams.awaitAnyTermination(timeout=2)
         except StreamingQueryException:  # a query failed: found below (anything else ends the app)
             pass
         spark.streams.resetTerminated()
-        failed = next((q for q in queries if not q.isActive and q.exception() is not None), None)
-        if failed:
-            for query in queries:
-                query.stop()
-            return failed
-    return None
+        now = time.monotonic()
+        for name, s in supervised.items():
+            if s.query is not None and not s.query.isActive:
+                error = s.query.exception()
+                s.query = None
+                if error is None:
+                    continue  # ended on its own (available-now)
+                if s.restarts >= restarts:
+                    s.given_up = True
+                    log.error("%s failed %s times: it stays down (%s)", name, s.restarts + 1, error)
+                    continue
+                pause = restart_delay(s.restarts, delay_seconds)
+                s.restart_at, s.restarts = now + pause, s.restarts + 1
+                log.error("%s failed; restart %s of %s in %.0f s, the other queries go on: %s",
+                          name, s.restarts, restarts, pause, error)
+            elif s.restart_at is not None and now >= s.restart_at:
+                spark.sparkContext.setLocalProperty("spark.scheduler.pool", s.app)
+                s.restart_at = None
+                try:
+                    s.query = s.start()
+                    log.info("%s restarted from its checkpoint", name)
+                except Exception as exc:  # noqa: BLE001 - counts as one more failure
+                    log.error("%s could not be restarted: %s", name, exc)
+                    s.restart_at = now + restart_delay(s.restarts, delay_seconds) if s.restarts < restarts else None
+                    s.given_up = s.restart_at is None
+                    s.restarts += 1
+    return [name for name, s in supervised.items() if s.given_up]

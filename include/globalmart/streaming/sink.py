@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg2 import sql
 from psycopg2.extras import Json, execute_values
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
 
 from globalmart.settings import Settings
 
@@ -160,7 +161,15 @@ def _json_dumps(value) -> str:
 
 
 class ExactlyOnceSink:
-    """The ``foreachBatch`` function of one streaming query."""
+    """The ``foreachBatch`` function of one streaming query.
+
+    A batch that fails is tried again (``streaming.batch_attempts`` in all, counted in
+    ``stream_batch_failures`` so that attempts survive a restart of the application), then its
+    failing records are isolated (:mod:`globalmart.streaming.isolation`): moved to
+    ``dead_letters`` with the error as the reason, the rest of the batch committed, and one
+    ``data_quality.isolated_records`` alert emailed. A failure that is not the records' (an empty
+    slice of the batch fails too: PostgreSQL down, a bug) fails the query instead, which the
+    runner restarts with a backoff."""
 
     def __init__(self, settings: Settings, app: str, query_name: str, handler: BatchHandler, publishes_alerts: bool = False):
         self.settings = settings
@@ -174,42 +183,170 @@ class ExactlyOnceSink:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         checkpoint_id = batch.sparkSession.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
         context = BatchContext(self.app, self.query_name, checkpoint_id, batch_id)
+        streaming = self.settings.streaming
         conn = self._connection()
-        try:
-            if self._committed(conn, context):
-                # the batch still runs, writing nothing: its stateful operators must commit their
-                # state for this batch id, or Spark fails the query
-                batch.write.format("noop").mode("overwrite").save()
-                log.info("%s batch %s was committed before: replay skipped", self.query_name, batch_id)
-            else:
-                started = time.perf_counter()
-                write = self.handler(batch, context)
-                computed = time.perf_counter()
+        if self._committed(conn, context):
+            # the batch still runs, writing nothing: its stateful operators must commit their
+            # state for this batch id, or Spark fails the query
+            batch.write.format("noop").mode("overwrite").save()
+            log.info("%s batch %s was committed before: replay skipped", self.query_name, batch_id)
+            return
+        attempts, error = self._failures(conn, context)
+        while attempts < streaming.batch_attempts:
+            try:
+                self._write(batch, context, self._connection())
+                if attempts:
+                    self._record_outcome(context, isolated=0)
+                self._publish_alerts()
+                return
+            except Exception as exc:  # noqa: BLE001 - counted, retried, then isolated: never retried forever
+                error = describe_failure(exc)
+                self._reset_connection()
+                attempts = self._record_failure(context, error, attempts)
+                log.warning("%s batch %s failed (attempt %s of %s): %s", self.query_name, batch_id, attempts,
+                            streaming.batch_attempts, error)
+                if attempts < streaming.batch_attempts:
+                    time.sleep(streaming.batch_retry_seconds * 2 ** (attempts - 1))
+        self._isolate(batch, context, error)
+        self._publish_alerts(always=True)
+
+    def _write(self, batch: DataFrame, context: BatchContext, conn, extra: Callable | None = None) -> int:
+        """The handler's Spark part, then its SQL part with the commit row, in one transaction."""
+        started = time.perf_counter()
+        write = self.handler(batch, context)
+        computed = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO stream_commits (query_name, checkpoint_id, batch_id, app) VALUES (%s, %s, %s, %s)",
+                (self.query_name, context.checkpoint_id, context.batch_id, self.app),
+            )
+            rows = write(cur) + (extra(cur) if extra else 0)
+            cur.execute(
+                "UPDATE stream_commits SET rows_written = %s, spark_ms = %s, write_ms = %s, "
+                "committed_at = clock_timestamp() WHERE query_name = %s AND checkpoint_id = %s AND batch_id = %s",
+                (rows, round((computed - started) * 1000), round((time.perf_counter() - computed) * 1000),
+                 self.query_name, context.checkpoint_id, context.batch_id),
+            )
+        conn.commit()
+        return rows
+
+    # -- isolation -----------------------------------------------------------------------
+
+    def _isolate(self, batch: DataFrame, context: BatchContext, error: str) -> None:
+        """Commit the batch without the records that make it fail; those become dead letters."""
+        from globalmart.streaming.isolation import isolate
+
+        records = numbered_records(batch)
+        count = records.agg(F.max(RECORD)).first()[0]
+        count = 0 if count is None else count + 1
+        conn = self._connection()
+
+        def trial(first: int, end: int) -> str | None:
+            try:
+                write = self.handler(records_between(records, first, end), context)
                 with conn.cursor() as cur:
-                    cur.execute(
-                        "INSERT INTO stream_commits (query_name, checkpoint_id, batch_id, app) VALUES (%s, %s, %s, %s)",
-                        (self.query_name, checkpoint_id, batch_id, self.app),
-                    )
-                    rows = write(cur)
-                    cur.execute(
-                        "UPDATE stream_commits SET rows_written = %s, spark_ms = %s, write_ms = %s, "
-                        "committed_at = clock_timestamp() WHERE query_name = %s AND checkpoint_id = %s AND batch_id = %s",
-                        (rows, round((computed - started) * 1000), round((time.perf_counter() - computed) * 1000),
-                         self.query_name, checkpoint_id, batch_id),
-                    )
-                conn.commit()
-            if self.publishes_alerts:
-                self._alert_publisher().publish_pending(conn)
-        except BaseException:
-            # the batch fails and Spark retries it from the checkpoint; start from a fresh connection
-            self._conn = None
-            conn.close()
-            raise
+                    cur.execute("SAVEPOINT isolation_trial")
+                    try:
+                        write(cur)
+                    finally:
+                        cur.execute("ROLLBACK TO SAVEPOINT isolation_trial")
+            except Exception as exc:  # noqa: BLE001 - a failing trial is the answer sought
+                return describe_failure(exc)
+            return None
+
+        systemic = trial(0, 0)
+        conn.rollback()
+        if systemic:  # even no record fails: not the records' fault
+            raise BatchFailed(f"{self.query_name} batch {context.batch_id} fails without any of its records: {systemic}")
+        if trial(0, count) is None:  # the failure has passed (it was a passing fault, or ran out in an earlier run)
+            conn.rollback()
+            self._write(records_between(records, 0, count), context, conn)
+            self._record_outcome(context, isolated=0)
+            return
+        conn.rollback()
+        found = isolate(count, error, trial, self.settings.streaming.max_isolation_trials)
+        conn.rollback()
+        poisoned = found.records
+        letters = dead_letters_of(self.settings, self.app, self.query_name, context, records, found)
+        log.warning("%s batch %s: %s of %s records isolated in %s trials", self.query_name, context.batch_id,
+                    len(poisoned), count, found.trials)
+        alert = isolation_alert(self.query_name, context, count, found, letters, error)
+
+        def set_aside(cur) -> int:
+            write_dead_letters(cur, letters)
+            write_alerts(cur, self.app, [alert])
+            return 0
+
+        try:
+            self._write(records_except(records, poisoned), context, conn, extra=set_aside)
+        except Exception as exc:  # noqa: BLE001 - the rest fails too: the whole batch is set aside
+            conn.rollback()
+            reason = f"the batch failed even without its isolated records: {describe_failure(exc)}"
+            log.error("%s batch %s: %s", self.query_name, context.batch_id, reason)
+            every = isolate(count, reason, lambda _first, _end: None, max_trials=0)
+            letters = dead_letters_of(self.settings, self.app, self.query_name, context, records, every)
+            alert = isolation_alert(self.query_name, context, count, every, letters, reason)
+            poisoned = every.records
+            self._write(records_between(records, 0, 0), context, conn, extra=set_aside)
+        self._record_outcome(context, isolated=len(poisoned))
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _failures(self, conn, context: BatchContext) -> tuple[int, str]:
+        """(attempts at this batch so far, in this or an earlier run of the application; the last error)."""
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT attempts, last_error FROM stream_batch_failures "
+                "WHERE query_name = %s AND checkpoint_id = %s AND batch_id = %s",
+                (self.query_name, context.checkpoint_id, context.batch_id),
+            )
+            row = cur.fetchone()
+        conn.rollback()
+        return (row[0], row[1]) if row else (0, "")
+
+    def _record_failure(self, context: BatchContext, error: str, attempts: int) -> int:
+        try:
+            conn = self._connection()
+            with conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO stream_batch_failures (query_name, checkpoint_id, batch_id, app, attempts, last_error) "
+                    "VALUES (%s, %s, %s, %s, 1, %s) ON CONFLICT (query_name, checkpoint_id, batch_id) DO UPDATE SET "
+                    "attempts = stream_batch_failures.attempts + 1, last_error = EXCLUDED.last_error, "
+                    "last_failed_at = clock_timestamp() RETURNING attempts",
+                    (self.query_name, context.checkpoint_id, context.batch_id, self.app, dead_letter_payload(error)),
+                )
+                counted = cur.fetchone()[0]
+            conn.commit()
+            return counted
+        except psycopg2.Error as exc:  # PostgreSQL is what fails: count in memory
+            log.warning("%s: failure of batch %s not recorded (%s)", self.query_name, context.batch_id, exc)
+            self._reset_connection()
+            return attempts + 1
+
+    def _record_outcome(self, context: BatchContext, isolated: int) -> None:
+        conn = self._connection()
+        with conn.cursor() as cur:
+            cur.execute(
+                "UPDATE stream_batch_failures SET isolated_records = %s, resolved_at = clock_timestamp() "
+                "WHERE query_name = %s AND checkpoint_id = %s AND batch_id = %s",
+                (isolated, self.query_name, context.checkpoint_id, context.batch_id),
+            )
+        conn.commit()
+
+    def _publish_alerts(self, always: bool = False) -> None:
+        if self.publishes_alerts or always:
+            self._alert_publisher().publish_pending(self._connection())
 
     def _connection(self):
         if self._conn is None or self._conn.closed:
             self._conn = psycopg2.connect(self.settings.postgres.dsn())
         return self._conn
+
+    def _reset_connection(self) -> None:
+        # after a failure start from a fresh connection (the old one may be broken or mid-transaction)
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
 
     @staticmethod
     def _committed(conn, context: BatchContext) -> bool:
@@ -226,6 +363,107 @@ class ExactlyOnceSink:
         if self._publisher is None:
             self._publisher = AlertPublisher(self.settings, self.app)
         return self._publisher
+
+
+class BatchFailed(RuntimeError):
+    """A micro-batch fails whatever records it holds: the query fails and is restarted."""
+
+
+MAX_FAILURE_TEXT = 2000
+RECORD = "_record"  # the number of a batch's record while its failing records are isolated
+COORDINATES = ("kafka_topic", "kafka_partition", "kafka_offset")
+
+
+def describe_failure(error: BaseException) -> str:
+    """The exception as one readable text: its type and first lines (Spark's are long)."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}"[:MAX_FAILURE_TEXT]
+
+
+def numbered_records(batch: DataFrame) -> DataFrame:
+    """The batch computed once, each row with the number (0..n-1) of the record it came from:
+    its Kafka coordinates when it has them (all rows of one record go together), else the row."""
+    rows = batch.localCheckpoint(eager=True)
+    keys = [F.col(c) for c in COORDINATES] if set(COORDINATES) <= set(batch.columns) else [F.monotonically_increasing_id()]
+    numbered = rows.withColumn(RECORD, F.dense_rank().over(Window.orderBy(*keys)) - 1)
+    return numbered.localCheckpoint(eager=True)
+
+
+def records_between(records: DataFrame, first: int, end: int) -> DataFrame:
+    return records.where(F.col(RECORD).between(first, end - 1)).drop(RECORD)
+
+
+def records_except(records: DataFrame, poisoned: list[int]) -> DataFrame:
+    return records.where(~F.col(RECORD).isin(poisoned)).drop(RECORD) if poisoned else records.drop(RECORD)
+
+
+def dead_letters_of(settings: Settings, app: str, query_name: str, context: BatchContext, records: DataFrame,
+                    found) -> pa.Table:
+    """The isolated records as dead letters: from Kafka as they were read when the rows say where
+    they came from (so that ``replay_dead_letters`` can send them again); otherwise the query's
+    output row itself, as JSON, under the query's name."""
+    rows = records.where(F.col(RECORD).isin(found.records)).collect() if found.records else []
+    by_record: dict[int, dict] = {}
+    for row in rows:
+        by_record.setdefault(row[RECORD], row.asDict(recursive=True))
+    read = raw_records(settings, [tuple(r[c] for c in COORDINATES) for r in by_record.values()
+                                  if all(r.get(c) is not None for c in COORDINATES)])
+    letters = []
+    for number, row in sorted(by_record.items()):
+        where = tuple(row.get(c) for c in COORDINATES)
+        reason = f"{query_name} failed on it: {found.reason_of(number)}"
+        if where in read:
+            letters.append((*where, where[0], app, reason, read[where][0], read[where][1]))
+        else:
+            payload = _json_dumps({k: v for k, v in row.items() if k != RECORD}).encode()
+            letters.append((query_name, context.batch_id, number, query_name, app, reason, payload, None))
+    columns = list(zip(*letters)) if letters else [[] for _ in DEAD_LETTER_COLUMNS]
+    return pa.table({name: pa.array(values) if values else pa.array([], pa.null())
+                     for name, values in zip(DEAD_LETTER_COLUMNS, columns, strict=True)})
+
+
+def raw_records(settings: Settings, coordinates: list[tuple]) -> dict[tuple, tuple[bytes, datetime | None]]:
+    """(topic, partition, offset) → (value, broker timestamp) read back from Kafka (those still kept)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    if not coordinates:
+        return {}
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "globalmart-isolation",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    found = {}
+    try:
+        for topic, partition, offset in sorted(set(coordinates)):
+            consumer.assign([TopicPartition(topic, partition, offset)])
+            message = consumer.poll(10)
+            if message is not None and not message.error() and message.offset() == offset:
+                stamp = message.timestamp()[1]
+                found[(topic, partition, offset)] = (message.value() or b"", datetime.fromtimestamp(stamp / 1000, UTC))
+    finally:
+        consumer.close()
+    return found
+
+
+def isolation_alert(query_name: str, context: BatchContext, count: int, found, letters: pa.Table, error: str) -> Alert:
+    ids = [f"{t}:{p}:{o}" for t, p, o in zip(*(letters.column(c).to_pylist() for c in COORDINATES), strict=True)]
+    isolated = len(found.records)
+    return Alert(
+        alert_id=f"isolated:{query_name}:{context.checkpoint_id}:{context.batch_id}",
+        kind="data_quality.isolated_records",
+        severity="warning",
+        subject=f"{isolated} record{'s' if isolated != 1 else ''} set aside by {query_name} (batch {context.batch_id})",
+        detail={
+            "about": query_name,
+            "description": f"Micro-batch {context.batch_id} of {query_name} failed again and again; the {isolated} of its "
+                           f"{count} records that make it fail went to dead_letters and the other {count - isolated} "
+                           "were committed. The query goes on.",
+            "advice": "fix the cause (the reason below), then send the dead letters again with the replay_dead_letters "
+                      "DAG (its form takes these ids).",
+            "facts": {"Query": query_name, "Batch": context.batch_id, "Records set aside": isolated,
+                      "Records committed": count - isolated, "Reason": error[:500],
+                      "Dead letters": ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")},
+        },
+        event_time=datetime.now(UTC),
+    )
 
 
 class AlertPublisher:
