@@ -16,6 +16,7 @@ def test_supervisord_config_has_every_service_and_no_secrets(settings):
     assert programs == {
         "postgres", "kafka", "ferretdb", "maildev",
         "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "streaming-clock",
+        "api", "dashboards",
     }
     assert settings.postgres.password.get_secret_value() not in text
     assert parser.get("program:postgres", "stopsignal") == "INT"

@@ -42,6 +42,7 @@ STAGES = [
     ["kafka", "ferretdb", "maildev"],
     ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"],
     ["streaming-clock"],  # ticks on the topics created after the Kafka stage
+    ["api", "dashboards"],  # read the marts, migrated after the PostgreSQL stage
 ]
 READY_TIMEOUT_SECONDS = 180
 
@@ -342,8 +343,12 @@ def up(settings: Settings | None = None) -> Settings:
 def summary(settings: Settings) -> str:
     af, pg = settings.airflow, settings.postgres
     password = af.admin_password.get_secret_value() if af.admin_password else "?"
+    dashboard_password = settings.dashboards.password.get_secret_value() if settings.dashboards.password else "?"
+    api_key = settings.api.key.get_secret_value() if settings.api.key else "?"
     rows = [
         ("Airflow UI", f"{af.url}   login: {af.admin_user} / {password}"),
+        ("Dashboards", f"{settings.dashboards.url}   login: {settings.dashboards.user} / {dashboard_password}"),
+        ("Read API", f"{settings.api.url}/docs   key (X-API-Key header): {api_key}"),
         ("Mail inbox", settings.smtp.inbox_url),
         ("SMTP", f"{settings.smtp.host}:{settings.smtp.port}"),
         ("Kafka", settings.kafka.bootstrap_servers),

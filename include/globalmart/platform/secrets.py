@@ -19,6 +19,8 @@ _GENERATORS = {
     # Fernet keys are 32 url-safe base64-encoded bytes
     f"{ENV_PREFIX}AIRFLOW__FERNET_KEY": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
     f"{ENV_PREFIX}AIRFLOW__JWT_SECRET": lambda: secrets.token_urlsafe(32),
+    f"{ENV_PREFIX}API__KEY": lambda: secrets.token_urlsafe(24),
+    f"{ENV_PREFIX}DASHBOARDS__PASSWORD": lambda: secrets.token_urlsafe(12),
 }
 
 
@@ -28,6 +30,8 @@ def _current_values(settings: Settings) -> dict[str, object]:
         f"{ENV_PREFIX}AIRFLOW__ADMIN_PASSWORD": settings.airflow.admin_password,
         f"{ENV_PREFIX}AIRFLOW__FERNET_KEY": settings.airflow.fernet_key,
         f"{ENV_PREFIX}AIRFLOW__JWT_SECRET": settings.airflow.jwt_secret,
+        f"{ENV_PREFIX}API__KEY": settings.api.key,
+        f"{ENV_PREFIX}DASHBOARDS__PASSWORD": settings.dashboards.password,
     }
 
 

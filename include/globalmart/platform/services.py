@@ -177,6 +177,34 @@ def services(settings: Settings) -> list[Service]:
             command=[str(Path(sys.executable).with_name("globalmart")), "clock"],
             priority=40,
         ),
+        # the read API and the dashboards read the marts and the warehouse; their key and
+        # password come from the secrets file, which each reads through the settings
+        Service(
+            name="api",
+            title="Read API (FastAPI)",
+            command=[
+                str(Path(sys.executable).with_name("uvicorn")), "--factory", "api.app:create_app",
+                "--app-dir", str(PROJECT_ROOT),
+                "--host", settings.api.host, "--port", str(settings.api.port),
+                "--no-access-log",  # request counts and latencies are at /metrics
+            ],
+            ports=[Port(settings.api.port, f"{ENV_PREFIX}API__PORT", "read API")],
+            http_health=f"{settings.api.url}/api/v1/health",
+            priority=60,
+        ),
+        Service(
+            name="dashboards",
+            title="Dashboards (Streamlit)",
+            command=[
+                str(Path(sys.executable).with_name("streamlit")), "run", str(PROJECT_ROOT / "dashboards" / "app.py"),
+                "--server.address", settings.dashboards.host, "--server.port", str(settings.dashboards.port),
+                "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                "--server.fileWatcherType", "none",  # a service, not a development server
+            ],
+            ports=[Port(settings.dashboards.port, f"{ENV_PREFIX}DASHBOARDS__PORT", "dashboards")],
+            http_health=f"{settings.dashboards.url}/_stcore/health",
+            priority=60,
+        ),
     ]
 
 

@@ -1,0 +1,1 @@
+"""GlobalMart's read API (FastAPI): see :mod:`api.app`."""

@@ -1,0 +1,61 @@
+"""The read side of GlobalMart: one query layer for the read API and the dashboards.
+
+- :mod:`.marts`: the real-time marts in PostgreSQL (sales windows, anomalies, stock, sessions,
+  the streaming apps' health);
+- :mod:`.warehouse`: the MongoDB warehouse of the daily batch (RFM, product performance, trends);
+- :mod:`.airflow`: the last runs of each DAG, through Airflow's REST API.
+
+Every read returns a :class:`Result`: rows, the source's name, ``as_of`` (its newest data), and
+a message when there is nothing to show ("no data yet: run X" for an empty source).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from psycopg2.pool import ThreadedConnectionPool
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from globalmart.readmodel.result import Result
+from globalmart.settings import Settings
+
+__all__ = ["ReadModel", "Result"]
+
+
+class ReadModel:
+    """Connections of a reader: a small PostgreSQL pool (read-only sessions) and a MongoDB client.
+    Nothing connects until the first read, so a service starts while a database is still down."""
+
+    def __init__(self, settings: Settings, postgres_connections: int = 4):
+        self.settings = settings
+        self._pool_size = postgres_connections
+        self._pool: ThreadedConnectionPool | None = None
+        self._mongo = MongoClient(settings.mongo.uri, serverSelectionTimeoutMS=5000, connect=False)
+
+    @contextmanager
+    def postgres(self) -> Iterator:
+        if self._pool is None:
+            self._pool = ThreadedConnectionPool(0, self._pool_size, self.settings.postgres.dsn(),
+                                                application_name="globalmart-readmodel")
+        conn = self._pool.getconn()
+        try:
+            if conn.autocommit is False:
+                conn.set_session(readonly=True, autocommit=True)
+            yield conn
+        except Exception:
+            # a broken connection must not go back to the pool
+            self._pool.putconn(conn, close=conn.closed != 0)
+            raise
+        else:
+            self._pool.putconn(conn)
+
+    @property
+    def warehouse(self) -> Database:
+        return self._mongo[self.settings.mongo.database]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.closeall()
+        self._mongo.close()
