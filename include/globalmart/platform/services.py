@@ -199,7 +199,8 @@ def services(settings: Settings) -> list[Service]:
                 str(Path(sys.executable).with_name("streamlit")), "run", str(PROJECT_ROOT / "dashboards" / "app.py"),
                 "--server.address", settings.dashboards.host, "--server.port", str(settings.dashboards.port),
                 "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                "--server.fileWatcherType", "none",  # a service, not a development server
+                # a service, not a development server: no file watcher, no deploy button
+                "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer",
             ],
             ports=[Port(settings.dashboards.port, f"{ENV_PREFIX}DASHBOARDS__PORT", "dashboards")],
             http_health=f"{settings.dashboards.url}/_stcore/health",
