@@ -11,6 +11,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from globalmart.settings import get_settings
@@ -158,14 +160,41 @@ def malformed(draw, topic: str, now: datetime) -> bytes:
     return b""
 
 
-def hostile_record(topic: str, now: datetime):
-    """(class, payload) of ``topic``: every class equally likely."""
-    def encoded(strategy, name):
-        return strategy.map(lambda event: (name, json.dumps(event, ensure_ascii=False).encode()))
+def class_strategies(topic: str, now: datetime) -> dict:
+    """Record class → strategy of (class, payload) of ``topic``."""
+    def encoded(name: str, event: dict) -> tuple[str, bytes]:
+        return name, json.dumps(event, ensure_ascii=False).encode()
 
-    return st.one_of(
-        encoded(base_event(topic, now), "valid"),
-        encoded(extreme_valid(topic, now), "extreme_valid"),
-        encoded(out_of_bounds(topic, now), "out_of_bounds"),
-        malformed(topic, now).map(lambda payload: ("malformed", payload)),
-    )
+    return {
+        "valid": base_event(topic, now).map(lambda event: encoded("valid", event)),
+        "extreme_valid": extreme_valid(topic, now).map(lambda event: encoded("extreme_valid", event)),
+        "out_of_bounds": out_of_bounds(topic, now).map(lambda event: encoded("out_of_bounds", event)),
+        "malformed": malformed(topic, now).map(lambda payload: ("malformed", payload)),
+    }
+
+
+def hostile_record(topic: str, now: datetime):
+    """(class, payload) of ``topic``, of any class."""
+    return st.sampled_from(CLASSES).flatmap(class_strategies(topic, now).__getitem__)
+
+
+def hostile_sample(topic: str, now: datetime, per_class: int, seed: int) -> list[tuple[str, bytes]]:
+    """About ``per_class`` records of each class for ``topic``, the same for the same ``seed``."""
+    return [record for strategy in class_strategies(topic, now).values() for record in sample(strategy, per_class, seed)]
+
+
+def sample(strategy, count: int, seed: int) -> list:
+    """About ``count`` draws of ``strategy``, the same for the same ``seed``: for the fuzz through
+    the real apps, where one run of the apps is the expensive part, so one large varied sample is
+    sent at once instead of a search one record at a time."""
+    drawn = []
+
+    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @hypothesis_seed(seed)
+    @given(strategy)
+    def collect(value):
+        drawn.append(value)
+
+    collect()
+    return drawn

@@ -185,15 +185,20 @@ def bursts_from_windows(flagged: list[dict]) -> list[Burst]:
     return bursts
 
 
-def continue_recorded(burst: Burst, recorded: list[dict]) -> None:
+def continue_recorded(burst: Burst, recorded: list[dict], continued: set[str] | None = None) -> None:
     """Join ``burst`` to the user's recorded anomaly of its kind when they overlap in time:
-    a burst spread over several micro-batches stays one anomaly, with one id."""
+    a burst spread over several micro-batches stays one anomaly, with one id. ``continued``:
+    the ids already continued by another burst of this batch (one row cannot be written twice)."""
     first = min(p["event_time"] for p in burst.purchases.values())
     for anomaly in recorded:
         if (anomaly["kind"], anomaly["user_id"]) != (burst.kind, burst.user_id):
             continue
+        if continued is not None and anomaly["anomaly_id"] in continued:
+            continue
         if anomaly["last_event_time"] > first - WINDOW_LENGTH[burst.kind] or set(anomaly["transaction_ids"]) & set(burst.purchases):
             burst.anomaly_id = anomaly["anomaly_id"]
+            if continued is not None:
+                continued.add(burst.anomaly_id)
             for tx, amount, moment in zip(anomaly["transaction_ids"], anomaly["purchase_amounts"], anomaly["purchase_times"],
                                           strict=True):
                 burst.purchases.setdefault(tx, {"transaction_id": tx, "amount": amount, "event_time": moment,
@@ -280,9 +285,9 @@ def rapid_fire_records(cur, purchases: list[dict], thresholds: Thresholds, laten
         return []
     earliest = min(p["event_time"] for b in bursts for p in b.purchases.values()) - LONGEST_RULE
     recorded = _fetch(cur, RECORDED, (sorted({b.user_id for b in bursts}), earliest))
-    records = []
+    records, continued = [], set()
     for burst in bursts:
-        continue_recorded(burst, recorded)
+        continue_recorded(burst, recorded, continued)
         purchases_in_order = sorted(burst.purchases.values(), key=lambda p: (p["event_time"], p["transaction_id"]))
         records.append(burst_record(burst, thresholds) | {
             "purchase_amounts": [p["amount"] for p in purchases_in_order],

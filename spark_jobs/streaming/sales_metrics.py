@@ -78,28 +78,40 @@ def sales_facts(transactions: DataFrame) -> DataFrame:
     )
 
 
-WINDOW_KEY = ("window_start", "kind", "category", "country", "product_id")
-
-
 def minute_sales(facts: pa.Table) -> pa.Table:
     """The facts counted in a batch, totalled per one-minute tumbling window (after de-duplication,
-    which needs the facts themselves: so in Arrow on the driver, not in Spark)."""
+    which needs the facts themselves: so in Arrow on the driver, not in Spark). Category rows
+    per (window, category, country); product rows per (window, product), whatever categories its
+    lines name (the table's key has none: two would be two writes of one row)."""
     with_window = facts.append_column("window_start", pc.floor_temporal(facts.column("event_time"), unit="minute"))
-    totals = with_window.group_by(list(WINDOW_KEY)).aggregate([
-        ("revenue", "sum"), ("transaction_id", "count"), ("units", "sum"), ("kafka_timestamp", "max"), ("event_time", "max"),
+    sums = [("revenue", "sum"), ("transaction_id", "count"), ("units", "sum"), ("kafka_timestamp", "max"), ("event_time", "max")]
+    categories = with_window.filter(pc.equal(with_window.column("kind"), "category")).group_by(
+        ["window_start", "category", "country"]).aggregate(sums)
+    products = with_window.filter(pc.equal(with_window.column("kind"), "product")).group_by(
+        ["window_start", "product_id"]).aggregate([*sums, ("category", "max")])
+
+    def shaped(totals: pa.Table, kind: str, category, country, product_id) -> pa.Table:
+        starts = totals.column("window_start")
+        constant = lambda value: pa.array([value] * totals.num_rows, pa.string())  # noqa: E731
+        return pa.table({
+            "granularity": constant("1m"),
+            "window_start": starts,
+            "window_end": pc.add(starts, pa.scalar(timedelta(minutes=1), pa.duration("us"))),
+            "kind": constant(kind),
+            "category": category,
+            "country": country if country is not None else constant(""),
+            "product_id": product_id if product_id is not None else constant(""),
+            "revenue": totals.column("revenue_sum").cast(pa.decimal128(18, 2)),
+            "transactions": totals.column("transaction_id_count"),
+            "units": totals.column("units_sum"),
+            "last_received_at": totals.column("kafka_timestamp_max"),
+            "max_event_time": totals.column("event_time_max"),
+        })
+
+    return pa.concat_tables([
+        shaped(categories, "category", categories.column("category"), categories.column("country"), None),
+        shaped(products, "product", products.column("category_max"), None, products.column("product_id")),
     ])
-    starts = totals.column("window_start")
-    return pa.table({
-        "granularity": pa.array(["1m"] * totals.num_rows, pa.string()),
-        "window_start": starts,
-        "window_end": pc.add(starts, pa.scalar(timedelta(minutes=1), pa.duration("us"))),
-        **{name: totals.column(name) for name in WINDOW_KEY[1:]},
-        "revenue": totals.column("revenue_sum").cast(pa.decimal128(18, 2)),
-        "transactions": totals.column("transaction_id_count"),
-        "units": totals.column("units_sum"),
-        "last_received_at": totals.column("kafka_timestamp_max"),
-        "max_event_time": totals.column("event_time_max"),
-    })
 
 
 def split_late(windows: pa.Table, watermark: datetime | None) -> tuple[pa.Table, pa.Table]:

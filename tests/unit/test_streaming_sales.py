@@ -42,3 +42,12 @@ def test_rows_of_windows_closed_by_the_watermark_are_marked_late(spark):
     all_rows = {(r["window_start"].minute, r["late"]): r["transactions"] for r in result
                 if r["kind"] == "category" and r["category"] == ALL_CATEGORIES}
     assert all_rows == {(0, True): 1, (1, False): 2}
+
+
+def test_a_product_sold_under_two_categories_in_one_window_is_one_product_row(spark):
+    """Each line names its category: two names for one product must not make two rows of one key."""
+    result = windows(spark, [transaction(at(10, 0, 1), lines=[("P1", PHONES, 1, 10.0)]),
+                             transaction(at(10, 0, 2), user="U2", lines=[("P1", BOOKS, 2, 10.0)])])
+    products = [r for r in result if r["kind"] == "product"]
+    assert len(products) == 1 and (products[0]["units"], products[0]["transactions"]) == (3, 2)
+    assert products[0]["category"] in (PHONES, BOOKS)
