@@ -14,15 +14,16 @@ import io
 import secrets
 import time
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
 import psycopg2
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from pymongo.errors import PyMongoError
 
 from globalmart.readmodel import ReadModel, Result, marts, warehouse
@@ -88,6 +89,15 @@ def require_key(request: Request, key: Annotated[str | None, Depends(key_header)
         raise HTTPException(401, f"a valid {KEY_HEADER} header is required", headers={"WWW-Authenticate": KEY_HEADER})
 
 
+def no_nul_characters(request: Request) -> None:
+    """PostgreSQL text cannot hold a NUL character: a parameter with one is a 422, not a 500."""
+    for location, items in (("query", request.query_params.multi_items()), ("path", request.path_params.items())):
+        for name, value in items:
+            if "\x00" in str(value):
+                raise RequestValidationError([{"type": "value_error", "loc": (location, name), "input": value,
+                                               "msg": "must not contain a NUL (0x00) character"}])
+
+
 def read_model(request: Request) -> ReadModel:
     return request.app.state.read_model
 
@@ -105,7 +115,8 @@ Model = Annotated[ReadModel, Depends(read_model)]
 Postgres = Annotated[Any, Depends(postgres)]
 Mongo = Annotated[Any, Depends(mongo)]
 Output = Annotated[Literal["json", "csv"], Query(alias="format", description="json, or csv for a spreadsheet")]
-Offset = Annotated[int, Query(ge=0, description="rows to skip (the previous answer's next_offset)")]
+MAX_OFFSET = 2**31 - 1  # what MongoDB's skip takes; PostgreSQL's OFFSET too, well within its bigint
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (the previous answer's next_offset)")]
 
 
 def page_size(request: Request, limit: Annotated[int | None, Query(ge=1, description="rows per page")] = None) -> int:
@@ -117,10 +128,26 @@ def page_size(request: Request, limit: Annotated[int | None, Query(ge=1, descrip
 
 Limit = Annotated[int, Depends(page_size)]
 
+
+def in_utc(moment: datetime | None) -> datetime | None:
+    """A time filter in UTC (a time without offset is UTC): PostgreSQL refuses offsets beyond ±15:59,
+    which ISO 8601 allows."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError as error:
+        raise ValueError("the time is out of range once in UTC") from error
+
+
+Instant = Annotated[datetime | None, AfterValidator(in_utc)]
+
 # --- routes -------------------------------------------------------------------------------
 
 public = APIRouter(prefix="/api/v1")
-keyed = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)])
+keyed = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key), Depends(no_nul_characters)])
 
 
 @public.get("/health", response_model=Health, tags=["health"])
@@ -158,8 +185,8 @@ def sales_summary(conn: Postgres, minutes: Annotated[int, Query(ge=1, le=7 * 24 
 @keyed.get("/sales/metrics", response_model=None, tags=["sales"],
            responses={200: {"model": Answer, "content": {"text/csv": {}}}})
 def sales_metrics(conn: Postgres, limit: Limit, offset: Offset = 0, output: Output = "json",
-                  granularity: Literal["1m", "1h"] = "1m", since: datetime | None = None,
-                  until: datetime | None = None, category: str | None = None,
+                  granularity: Literal["1m", "1h"] = "1m", since: Instant = None,
+                  until: Instant = None, category: str | None = None,
                   country: str | None = None) -> Answer | Response:
     """Sales windows (category × country; category ``ALL`` is a country's total), newest first."""
     return respond(marts.sales_metrics(conn, granularity, since, until, category, country, limit, offset),
@@ -192,7 +219,7 @@ def top_products(conn: Postgres, granularity: Literal["1m", "1h"] = "1m",
            responses={200: {"model": Answer, "content": {"text/csv": {}}}})
 def anomalies(conn: Postgres, limit: Limit, offset: Offset = 0, output: Output = "json",
               kind: Annotated[list[Literal[marts.ANOMALY_KINDS]] | None, Query()] = None,
-              since: datetime | None = None, until: datetime | None = None,
+              since: Instant = None, until: Instant = None,
               min_score: Annotated[float, Query(ge=0, le=1)] = 0.0) -> Answer | Response:
     """Detected anomalies, latest first; ``kind`` may repeat."""
     return respond(marts.anomalies(conn, kind, since, until, min_score, limit, offset), output, "anomalies")

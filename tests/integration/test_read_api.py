@@ -161,6 +161,7 @@ def test_warehouse_routes(api):
     ("/api/v1/sales/metrics", {"limit": 0}),
     ("/api/v1/sales/metrics", {"limit": 100_000}),
     ("/api/v1/sales/metrics", {"offset": -1}),
+    ("/api/v1/monitoring/anomalies", {"offset": 2**63}),
     ("/api/v1/sales/metrics", {"granularity": "2m"}),
     ("/api/v1/sales/metrics", {"since": "yesterday"}),
     ("/api/v1/sales/summary", {"minutes": 0}),
@@ -171,6 +172,8 @@ def test_warehouse_routes(api):
     ("/api/v1/products/top-performers", {"metric": "price"}),
     ("/api/v1/trends/sales", {"granularity": "hourly"}),
     ("/api/v1/trends/sales", {"format": "xml"}),
+    ("/api/v1/sales/metrics", {"country": "U\x00K"}),  # PostgreSQL text cannot hold it
+    ("/api/v1/sales/metrics", {"until": "0001-01-01T00:00:00+01:00"}),  # before year 1 in UTC
 ])
 def test_a_bad_parameter_is_a_422_naming_it(api, route, params):
     response = api.get(route, params=params)
