@@ -97,7 +97,7 @@ class Renderer:
         """Columns every shopper event starts with, and the partition keys (user ids)."""
         user_ids = pc.binary_join_element_wise("U", pc.utf8_lpad(_text(rows.user + 1), 8, "0"), "")
         pieces = (
-            f'","event_time":"', pa.array(utc_strings(rows.time)),
+            '","event_time":"', pa.array(utc_strings(rows.time)),
             '","user_id":"', user_ids,
             f'","session_id":"S-{self.tag}-', _text(rows.session),
             '","country":"', pc.take(self.a_countries, pa.array(self.user_country[rows.user])),
