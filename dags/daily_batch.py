@@ -11,6 +11,7 @@ from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.timetables.trigger import CronTriggerTimetable
 from globalmart_quality_gates import QualityGateSparkSubmitOperator
+from lake_completeness.sensors import LakeCompletenessSensor
 
 from globalmart.dag_defaults import default_args
 from globalmart.settings import get_settings
@@ -62,6 +63,10 @@ with DAG(
         "end_date": Param(None, type=["null", "string"], format="date",
                           description="Last day to process, inclusive (YYYY-MM-DD). Empty: start_date only. "
                                       "A range re-runs or backfills every day in it; today is refused."),
+        "lake_from_archiver": Param(True, type="boolean",
+                                    description="The days' lake was written by the streaming raw archiver: wait until "
+                                                "it has archived them whole. Off for days loaded into the lake "
+                                                "directly (a backfill written with globalmart.generator.lake)."),
     },
     doc_md=f"""
 ### Daily batch (02:00 {warehouse.schedule_timezone})
@@ -71,19 +76,25 @@ events, behind two Great Expectations gates (write-audit-publish). A scheduled r
 the previous day; **Trigger** with `start_date` / `end_date` to run or re-run any past days.
 
 1. **plan_days** — the days of this run.
-2. **gate_raw** — the raw-day gate on each day: schema, ids not null and unique, amounts ≥ 0,
+2. **wait_for_complete_lake** — waits (deferred, in the triggerer) until the raw archiver has
+   archived, on every partition of every topic the batch reads, all the broker received up to
+   {warehouse.completeness_grace_seconds:.0f} s after the last day's end; after
+   {warehouse.completeness_timeout_seconds / 3600:g} h it emails which topic and partition is behind, by how
+   many records, and fails. Off with `lake_from_archiver` for days loaded into the lake directly.
+3. **gate_raw** — the raw-day gate on each day: schema, ids not null and unique, amounts ≥ 0,
    totals equal their lines within a cent, known countries and payment methods, event times
    inside the day, volume within {warehouse.volume_min_ratio}–{warehouse.volume_max_ratio}× the trailing
-   {warehouse.volume_trailing_days}-day average. A failure stops the run before any ETL.
-3. **etl** — `fact_sales` (line items) and `dim_date`, `dim_customer`, `dim_product`,
+   {warehouse.volume_trailing_days}-day average, every hour with at least {warehouse.hourly_min_share:g}× the
+   day's hourly average. A failure stops the run before any ETL.
+4. **etl** — `fact_sales` (line items) and `dim_date`, `dim_customer`, `dim_product`,
    `dim_geography`, `dim_payment_method` into the staging area.
-4. **rfm** — `customer_rfm` per analysis date over {warehouse.rfm_lookback_days} days (quintile
+5. **rfm** — `customer_rfm` per analysis date over {warehouse.rfm_lookback_days} days (quintile
    scores, named segments).
-5. **product_performance** — units, revenue, views, conversion, cart adds, rank in category, score.
-6. **sales_trends** — daily, weekly, monthly series with growth and moving averages.
-7. **gate_outputs** — facts reconcile with the raw day, no orphan keys, RFM scores and segments valid.
-8. **publish** — replaces each day's data in MongoDB (idempotent: a re-run leaves the same data).
-9. **notify** — emails what was published.
+6. **product_performance** — units, revenue, views, conversion, cart adds, rank in category, score.
+7. **sales_trends** — daily, weekly, monthly series with growth and moving averages.
+8. **gate_outputs** — facts reconcile with the raw day, no orphan keys, RFM scores and segments valid.
+9. **publish** — replaces each day's data in MongoDB (idempotent: a re-run leaves the same data).
+10. **notify** — emails what was published.
 
 A failed gate fails the run without retries, leaves the published warehouse untouched and
 emails the failing expectations with the path of the Data Docs built for the run. A run not
@@ -104,6 +115,8 @@ Each Spark step is a `spark-submit` (`spark_default`); its log shows rows staged
         print(f"processing {first} to {last}")
         return {"start": first.isoformat(), "end": last.isoformat()}
 
+    wait_for_complete_lake = LakeCompletenessSensor(
+        task_id="wait_for_complete_lake", last_day=END, lake_from_archiver="{{ params.lake_from_archiver }}")
     gate_raw = QualityGateSparkSubmitOperator(gate="raw_day", start=START, end=END, **spark_step("gate_raw"))
     etl = SparkSubmitOperator(**spark_step("etl"))
     rfm = SparkSubmitOperator(**spark_step("rfm"))
@@ -130,5 +143,6 @@ Each Spark step is a `spark-submit` (`spark_default`); its log shows rows staged
 
     days = plan_days()
     published = publish(days)
-    days >> gate_raw >> etl >> rfm >> product_performance >> sales_trends >> gate_outputs >> published
+    days >> wait_for_complete_lake >> gate_raw >> etl >> rfm >> product_performance >> sales_trends >> gate_outputs
+    gate_outputs >> published
     notify(published)

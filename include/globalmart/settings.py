@@ -335,6 +335,18 @@ class WarehouseSettings(BaseModel):
     volume_trailing_days: int = Field(7, ge=1)
     volume_min_ratio: float = Field(0.5, ge=0)
     volume_max_ratio: float = Field(2.0, gt=0)
+    # raw gate, hourly coverage: every hour (UTC) of the day holds at least this share of the
+    # day's hourly average, rounded down (so on a day too sparse for that to be one transaction,
+    # an empty hour is plausible and passes); 0 turns the check off
+    hourly_min_share: float = Field(0.1, ge=0, le=1)
+    # before the raw gate the run waits until the raw archiver has committed past the events
+    # the broker received up to this long after the last day's end (producers buffering, a
+    # generator catching up); later ones reach the lake afterwards and a re-run picks them up
+    completeness_grace_seconds: float = Field(600.0, ge=0)
+    # how long it waits, checking this often, before it emails and fails the run: 02:00 + 2 h
+    # leaves the batch its time before the 06:00 deadline
+    completeness_timeout_seconds: float = Field(7200.0, gt=0)
+    completeness_poll_seconds: float = Field(30.0, gt=0)
     # validation runs listed on the Data Docs index page (each build re-reads every listed one)
     data_docs_index_runs: int = Field(100, ge=1)
     # the daily_batch DAG runs at this local time of ``schedule_timezone`` for the previous

@@ -169,6 +169,44 @@ def test_a_day_far_below_its_trailing_average_fails(raw_day, gate_settings):
     assert (failure.observed_value, failure.expected["min_value"], failure.expected["max_value"]) == (3, 50, 200)
 
 
+def _transactions_per_hour(spark, per_hour: dict[int, int], default: int):
+    """A day with ``per_hour[hour]`` transactions in each hour listed and ``default`` in the others."""
+    rows = [transaction(at(hour, 20, i), user="U1", tx_id=f"H{hour}-{i}", lines=[("P1", PHONES, 1, 19.99)])
+            for hour in range(24) for i in range(per_hour.get(hour, default))]
+    return lake(spark, rows, TRANSACTION)
+
+
+def hourly_gate(spark, raw_day, gate_settings, min_share, per_hour):
+    warehouse = gate_settings.warehouse.model_copy(update={"hourly_min_share": min_share})
+    settings = gate_settings.model_copy(update={"warehouse": warehouse})
+    transactions = _transactions_per_hour(spark, per_hour, 2)
+    return run_raw_gate(raw_day, settings, transactions=transactions, trailing_average=None)
+
+
+def test_an_empty_hour_fails_the_hourly_coverage(spark, raw_day, gate_settings):
+    assert hourly_gate(spark, raw_day, gate_settings, 0.6, {}).success  # 2 per hour, each needs floor(0.6 × 2) = 1
+    result = hourly_gate(spark, raw_day, gate_settings, 0.6, {5: 0})  # 46 a day: still floor(0.6 × 46 / 24) = 1
+    assert failed(result) == {("raw_transactions", "expect_column_distinct_values_to_contain_set", "hour_of_day")}
+    (failure,) = result.failures
+    assert failure.expected["value_set"] == list(range(24))
+    assert failure.observed_value == {"missing": [5]}
+    assert "raw_transactions.hour_of_day: expect_column_distinct_values_to_contain_set" in result.summary()
+    assert "observed missing=[5]" in result.summary()
+
+
+def test_a_thin_hour_fails_the_hourly_coverage(spark, raw_day, gate_settings):
+    result = hourly_gate(spark, raw_day, gate_settings, 1.0, {3: 1, 4: 4})  # 48 a day: each hour needs 2
+    assert failed(result) == {("raw_transactions", "expect_column_values_to_be_between", "transactions_in_hour")}
+    (failure,) = result.failures
+    assert failure.expected["min_value"] == 2
+    assert failure.unexpected_examples == [{"transaction_id": "H3-0", "transactions_in_hour": 1}]
+
+
+def test_a_sparse_day_may_have_empty_hours(clean_raw_result):
+    # 3 transactions in a day: a tenth of the hourly average rounds down to none, so no hour is required
+    assert clean_raw_result.success
+
+
 def test_volume_band():
     assert volume_band(None, 0.5, 2.0) == (1, None)  # no history: any day but an empty one
     assert volume_band(100_000.0, 0.5, 2.0) == (50_000, 200_000)

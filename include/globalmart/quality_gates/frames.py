@@ -6,7 +6,8 @@ nested lines or another table are computed here first and validated as plain col
 - transactions: ``line_count``, ``min_line_quantity``, ``min_line_unit_price`` of the ``items``
   array, and ``total_vs_lines`` = |total_amount − Σ quantity × unit_price| in exact decimals
   (cents, as ``fact_sales`` computes revenue: a float difference of one cent can come out
-  as 0.0099…);
+  as 0.0099…); ``hour_of_day`` (UTC) of event_time and ``transactions_in_hour``, the day's
+  transactions in that hour (an empty hour has no rows: it shows as an hour missing);
 - fact_sales: ``orphan_<key>`` for each dimension key, the key when its dimension has no such
   row and null otherwise, so the unexpected values are the orphan keys themselves.
 """
@@ -26,6 +27,9 @@ LINE_COUNT = "line_count"
 MIN_LINE_QUANTITY = "min_line_quantity"
 MIN_LINE_UNIT_PRICE = "min_line_unit_price"
 TOTAL_VS_LINES = "total_vs_lines"
+HOUR_OF_DAY = "hour_of_day"
+TRANSACTIONS_IN_HOUR = "transactions_in_hour"
+HOURS = list(range(24))
 
 # fact_sales key column → the dimension table holding it (under the same column name)
 FACT_DIMENSIONS = {
@@ -41,8 +45,22 @@ def orphan_column(key: str) -> str:
     return f"orphan_{key}"
 
 
-def audited_transactions(transactions: DataFrame) -> DataFrame:
-    """Lake transactions with the line audit columns (see the module docstring)."""
+def hourly_counts(transactions: DataFrame) -> list[int]:
+    """Transactions in each hour (UTC) of the day, hour 0 first."""
+    counts = dict(transactions.groupBy(F.hour("event_time").alias("hour")).count().collect())
+    return [counts.get(hour, 0) for hour in HOURS]
+
+
+def hourly_minimum(counts: list[int], min_share: float) -> int:
+    """Transactions every hour must hold: ``min_share`` of the day's hourly average, rounded
+    down, so that an empty hour is only a failure on a day busy enough to make it implausible."""
+    return math.floor(min_share * sum(counts) / len(HOURS))
+
+
+def audited_transactions(transactions: DataFrame, counts: list[int]) -> DataFrame:
+    """Lake transactions with the line and hour audit columns (see the module docstring);
+    ``counts``: the day's ``hourly_counts``."""
+    per_hour = F.create_map(*(F.lit(value) for hour, count in enumerate(counts) for value in (hour, count)))
     lines_total = F.aggregate(
         F.transform("items", line_revenue), F.lit(0).cast(MONEY), lambda total, revenue: (total + revenue).cast(MONEY)
     )
@@ -51,6 +69,8 @@ def audited_transactions(transactions: DataFrame) -> DataFrame:
         MIN_LINE_QUANTITY: F.array_min("items.quantity"),
         MIN_LINE_UNIT_PRICE: F.array_min("items.unit_price"),
         TOTAL_VS_LINES: F.abs(F.col("total_amount").cast(MONEY) - lines_total),
+        HOUR_OF_DAY: F.hour("event_time"),
+        TRANSACTIONS_IN_HOUR: F.element_at(per_hour, F.hour("event_time")),
     })
 
 

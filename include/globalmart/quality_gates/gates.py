@@ -163,7 +163,9 @@ def _failures(dataset: str, validation) -> list[FailedExpectation]:
             expectation=outcome.expectation_config.type,
             column=column,
             expected=kwargs,
-            observed_value=result.get("observed_value"),
+            # distinct-value expectations report what is missing instead of an observed value
+            observed_value=(result.get("observed_value") if "partial_missing_list" not in result
+                            else {"missing": result["partial_missing_list"]}),
             unexpected_count=result.get("unexpected_count"),
             unexpected_examples=(result.get("partial_unexpected_index_list")
                                  or result.get("partial_unexpected_list") or []),
@@ -232,11 +234,14 @@ def validate_raw_day(day: date, transactions: DataFrame, product_views: DataFram
 
     ``trailing_average``: transactions per day before ``day`` (``frames.trailing_daily_average``),
     None without history; the day must fall within ``warehouse.volume_min_ratio`` ..
-    ``volume_max_ratio`` of it, and is never empty.
+    ``volume_max_ratio`` of it, and is never empty. Each hour must hold ``warehouse.hourly_min_share``
+    of the day's hourly average (``frames.hourly_minimum``).
     """
     warehouse = settings.warehouse
     min_transactions, max_transactions = frames.volume_band(
         trailing_average, warehouse.volume_min_ratio, warehouse.volume_max_ratio)
+    hourly = frames.hourly_counts(transactions)
+    min_per_hour = frames.hourly_minimum(hourly, warehouse.hourly_min_share)
     start = datetime.combine(day, clock(), tzinfo=UTC)
     parameters = {
         suites.DAY_START: start,
@@ -245,9 +250,11 @@ def validate_raw_day(day: date, transactions: DataFrame, product_views: DataFram
         suites.PAYMENT_METHODS: settings.catalog.payment_methods,
         suites.MIN_TRANSACTIONS: min_transactions,
         suites.MAX_TRANSACTIONS: max_transactions,
+        suites.REQUIRED_HOURS: frames.HOURS if min_per_hour >= 1 else [],
+        suites.MIN_HOUR_TRANSACTIONS: min_per_hour,
     }
     datasets = {
-        suites.RAW_TRANSACTIONS: frames.audited_transactions(transactions),
+        suites.RAW_TRANSACTIONS: frames.audited_transactions(transactions, hourly),
         suites.RAW_PRODUCT_VIEWS: product_views,
         suites.RAW_CART_EVENTS: cart_events,
     }

@@ -5,7 +5,10 @@ Raw-day gate, one suite per lake dataset of the day:
 - ``raw_transactions``: the contract's columns and types, transaction_id not null and unique,
   user_id and total_amount not null, country and payment method known, event time inside the
   day, amounts ≥ 0 (total, every line's unit price; every line's quantity ≥ 1, at least one
-  line), total equals its lines within a cent, row count within the volume band;
+  line), total equals its lines within a cent, row count within the volume band, and coverage
+  by hour: every hour (UTC) has transactions and each holds at least
+  ``warehouse.hourly_min_share`` of the day's hourly average (both only when that is at least
+  one transaction: on a sparse day an empty hour is plausible);
 - ``raw_product_views``, ``raw_cart_events``: the contract's columns and types, event_id not
   null and unique, user_id not null, country known, event time inside the day, at least one row;
   cart prices and values ≥ 0.
@@ -35,10 +38,12 @@ from pydantic import BaseModel
 from globalmart.events import CENT, CartEvent, ProductView, Transaction
 from globalmart.quality_gates.frames import (
     FACT_DIMENSIONS,
+    HOUR_OF_DAY,
     LINE_COUNT,
     MIN_LINE_QUANTITY,
     MIN_LINE_UNIT_PRICE,
     TOTAL_VS_LINES,
+    TRANSACTIONS_IN_HOUR,
     orphan_column,
 )
 from globalmart.settings import PROJECT_ROOT
@@ -58,6 +63,7 @@ DAY_START, DAY_END = "day_start", "day_end"
 COUNTRIES, PAYMENT_METHODS = "countries", "payment_methods"
 MIN_TRANSACTIONS, MAX_TRANSACTIONS = "min_transactions", "max_transactions"
 RAW_LINE_COUNT = "raw_line_count"
+REQUIRED_HOURS, MIN_HOUR_TRANSACTIONS = "required_hours", "min_hour_transactions"
 
 # the lake's partition column every batch step reads, beside the contract's fields
 LAKE_COLUMNS = {"event_date": "DateType"}
@@ -107,6 +113,15 @@ def raw_transactions() -> gx.ExpectationSuite:
         gxe.ExpectTableRowCountToBeBetween(
             min_value=parameter(MIN_TRANSACTIONS), max_value=parameter(MAX_TRANSACTIONS),
             description="the day's transactions are within the band of the trailing daily average (never none)",
+        ),
+        gxe.ExpectColumnDistinctValuesToContainSet(
+            column=HOUR_OF_DAY, value_set=parameter(REQUIRED_HOURS),
+            description="every hour of the day (UTC) has transactions",
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column=TRANSACTIONS_IN_HOUR, min_value=parameter(MIN_HOUR_TRANSACTIONS),
+            description="every hour holds at least the minimum share of the day's hourly average "
+                        "(the unexpected rows are the transactions of thinner hours)",
         ),
     ])
 
