@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+from time import monotonic, sleep
 
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from globalmart import db
+from globalmart.streaming.runner import ProgressRecorder, beat_while
 from globalmart.streaming.sink import ExactlyOnceSink
-from spark_jobs.streaming.sales_metrics import ALL_CATEGORIES, sales_facts, write_window_sales
+from spark_jobs.streaming.sales_metrics import ALL_CATEGORIES, write_window_sales
 from tests.streaming_fixtures import TRANSACTION, at, transaction
 from tests.streaming_harness import _json_default
 
@@ -73,8 +76,8 @@ def test_sales_add_each_batch_once_and_turn_events_later_than_the_watermark_away
     def run_batch(index: int, time, user: str) -> None:
         row = transaction(time, user=user, lines=[("P1", "Electronics > Phones", 1, 10.0)])
         (source / f"batch-{index}.json").write_text(json.dumps(row, default=_json_default) + "\n")
-        facts = sales_facts(spark.readStream.schema(TRANSACTION).option("maxFilesPerTrigger", 1).json(str(source)))
-        query = (facts.writeStream.foreachBatch(sink).option("checkpointLocation", str(checkpoint))
+        transactions = spark.readStream.schema(TRANSACTION).option("maxFilesPerTrigger", 1).json(str(source))
+        query = (transactions.writeStream.foreachBatch(sink).option("checkpointLocation", str(checkpoint))
                  .trigger(availableNow=True).start())
         query.awaitTermination(120)
         assert query.exception() is None, query.exception()
@@ -109,3 +112,39 @@ def test_sales_add_each_batch_once_and_turn_events_later_than_the_watermark_away
     }
     assert late == 1
     assert product_hour == 6
+
+
+def test_a_query_busy_with_a_long_batch_keeps_its_heartbeat(stream_env, spark):
+    """Progress comes when a batch ends; the heartbeat says the query is alive in between."""
+    recorder = ProgressRecorder(stream_env)
+    spark.streams.addListener(recorder)
+    release = threading.Event()
+
+    def slow(_batch, batch_id):
+        if batch_id == 1:
+            release.wait(60)  # a batch far longer than the heartbeat period
+
+    query = (spark.readStream.format("rate").option("rowsPerSecond", 1).load().writeStream
+             .queryName("test.heartbeat").foreachBatch(slow).trigger(processingTime="1 second").start())
+    stop = threading.Event()
+    beat_while(recorder, lambda: [query], stop, period=1.0)
+
+    def last_seen():
+        with db.connect(stream_env) as conn, conn.cursor() as cur:
+            cur.execute("SELECT last_seen_at, last_batch_id FROM stream_status WHERE query_name = 'test.heartbeat'")
+            return cur.fetchone()
+
+    try:
+        deadline = monotonic() + 120
+        while (seen := last_seen()) is None or seen[1] is None:
+            assert monotonic() < deadline, "the query never reported"
+            sleep(0.5)
+        first, batch = last_seen()
+        sleep(5)  # inside batch 1, which waits for the release: no wait on a condition can show "nothing happened"
+        later, still = last_seen()
+        assert still == batch and later > first  # no batch ended, yet the heartbeat moved on
+    finally:
+        release.set()
+        stop.set()
+        query.stop()
+        spark.streams.removeListener(recorder)

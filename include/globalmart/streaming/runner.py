@@ -205,6 +205,17 @@ class ProgressRecorder(StreamingQueryListener):
             (name, app_of(name), str(run_id), str(query_id), status, batch_id, error),
         )
 
+    def heartbeat(self, queries: list[StreamingQuery]) -> None:
+        """The active queries are alive, whether or not a batch ended: a long batch is no death."""
+        alive = [(query.name, str(query.runId)) for query in queries if query.isActive]
+        if alive:
+            names, runs = (list(column) for column in zip(*alive, strict=True))
+            self._execute(
+                "UPDATE stream_status SET last_seen_at = now() FROM unnest(%s::text[], %s::uuid[]) AS alive (name, run_id) "
+                "WHERE stream_status.query_name = alive.name AND stream_status.run_id = alive.run_id",
+                (names, runs),
+            )
+
     def onQueryStarted(self, event) -> None:
         self._status(event.name, event.id, event.runId, "running")
 
@@ -285,6 +296,27 @@ def parse_args(name: str, settings: Settings, argv: list[str] | None) -> argpars
 StartQueries = Callable[[SparkSession, Settings, RunOptions], list[StreamingQuery]]
 
 
+HEARTBEAT_SECONDS = 10.0
+
+
+def beat_while(recorder: ProgressRecorder, queries: Callable[[], list[StreamingQuery]], stop: threading.Event,
+               period: float = HEARTBEAT_SECONDS) -> threading.Thread:
+    """A thread that heartbeats the queries every ``period`` until ``stop``: progress reports
+    come only when a batch ends (or the query idles), and one batch may take minutes under load;
+    without this, supervision would take a busy query for a dead one."""
+
+    def beat() -> None:
+        while not stop.wait(period):
+            try:
+                recorder.heartbeat(queries())
+            except Exception as exc:  # noqa: BLE001 - a missed beat is only a later one
+                log.warning("heartbeat not recorded: %s", exc)
+
+    thread = threading.Thread(target=beat, name="globalmart-heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
 @dataclass
 class Supervised:
     """One query of the application, as the runner looks after it."""
@@ -314,7 +346,8 @@ def run(name: str, apps: dict[str, StartQueries], argv=None) -> None:
     settings = get_settings()
     args = parse_args(name, settings, argv)
     spark = streaming_session(name, settings)
-    spark.streams.addListener(ProgressRecorder(settings))
+    recorder = ProgressRecorder(settings)
+    spark.streams.addListener(recorder)
     supervised: dict[str, Supervised] = {}
     for app, start_queries in apps.items():
         # a query's stream thread inherits the local properties set when it starts
@@ -333,7 +366,10 @@ def run(name: str, apps: dict[str, StartQueries], argv=None) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    done = threading.Event()
+    beat_while(recorder, lambda: [s.query for s in supervised.values() if s.query is not None], done)
     lost = wait(spark, supervised, stopping, settings.streaming.query_restarts, settings.streaming.query_restart_delay_seconds)
+    done.set()
     spark.stop()
     if lost:
         sys.exit(f"{name}: {', '.join(lost)} failed {settings.streaming.query_restarts + 1} times and stayed down")
