@@ -9,6 +9,7 @@ with ``"message": "no data yet: run …"``.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import secrets
@@ -102,7 +103,15 @@ def read_model(request: Request) -> ReadModel:
     return request.app.state.read_model
 
 
-def postgres(model: Annotated[ReadModel, Depends(read_model)]):
+async def postgres_slot(request: Request):
+    """A request waits here, on the event loop, for one of the pool's connections. Waiting in a
+    worker thread instead deadlocks under load: the threads that would give connections back
+    need a worker thread of their own to run in."""
+    async with request.app.state.postgres_slots:
+        yield
+
+
+def postgres(_slot: Annotated[None, Depends(postgres_slot)], model: Annotated[ReadModel, Depends(read_model)]):
     with model.postgres() as conn:
         yield conn
 
@@ -358,6 +367,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.read_model = read_model
+    app.state.postgres_slots = asyncio.Semaphore(settings.api.postgres_connections)
 
     @app.exception_handler(psycopg2.OperationalError)
     @app.exception_handler(PyMongoError)

@@ -140,6 +140,63 @@ def seed_marts(settings: Settings) -> None:
         """)
 
 
+def seed_day_of_windows(settings: Settings, countries: list[str], categories: list[str],
+                        products_per_window: int = 10) -> int:
+    """A day of 1-minute windows before the seeded minutes (``MINUTES``): every category × country
+    each minute with their country totals (category ALL), the hourly rollups and each minute's
+    best products; figures vary by a hash of the window, so every window differs. Written after
+    :func:`seed_marts`, whose rows it leaves as they are. Returns the 1-minute rows written."""
+    day_start, day_end = MINUTES[0] - timedelta(days=1), MINUTES[0]
+    with db.connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("""
+            INSERT INTO sales_window_metrics (granularity, window_start, window_end, category, country, revenue,
+                                              transactions, units, avg_order_value, last_received_at)
+            SELECT '1m', minute, minute + interval '1 minute', category, country, revenue, transactions,
+                   transactions + transactions / 2, round(revenue / transactions, 2), now()
+            FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 minute',
+                                 interval '1 minute') AS minute,
+                 unnest(%(categories)s::text[]) AS category, unnest(%(countries)s::text[]) AS country,
+                 LATERAL (SELECT 1 + abs(hashtext(minute::text || category || country)) %% 6 AS transactions) t,
+                 LATERAL (SELECT round((transactions * (20 + abs(hashtext(category || minute::text || country))
+                                                        %% 30000 / 100.0))::numeric, 2) AS revenue) r
+            ON CONFLICT DO NOTHING
+        """, {"start": day_start, "end": day_end, "categories": categories, "countries": countries})
+        written = cur.rowcount
+        cur.execute("""
+            INSERT INTO sales_window_metrics (granularity, window_start, window_end, category, country, revenue,
+                                              transactions, units, avg_order_value, last_received_at)
+            SELECT '1m', window_start, window_end, 'ALL', country, sum(revenue), sum(transactions), sum(units),
+                   round(sum(revenue) / sum(transactions), 2), now()
+            FROM sales_window_metrics WHERE granularity = '1m' AND window_start >= %s AND window_start < %s
+            GROUP BY window_start, window_end, country
+            ON CONFLICT DO NOTHING
+        """, (day_start, day_end))
+        written += cur.rowcount
+        cur.execute("""
+            INSERT INTO sales_window_metrics (granularity, window_start, window_end, category, country, revenue,
+                                              transactions, units, avg_order_value, last_received_at)
+            SELECT '1h', date_trunc('hour', window_start), date_trunc('hour', window_start) + interval '1 hour',
+                   category, country, sum(revenue), sum(transactions), sum(units),
+                   round(sum(revenue) / sum(transactions), 2), now()
+            FROM sales_window_metrics WHERE granularity = '1m' AND window_start >= %s AND window_start < %s
+            GROUP BY 2, 3, category, country
+            ON CONFLICT DO NOTHING
+        """, (day_start, day_end))
+        cur.execute("""
+            INSERT INTO product_window_sales (granularity, window_start, window_end, product_id, category, units,
+                                              revenue, transactions)
+            SELECT '1m', minute, minute + interval '1 minute', 'P' || lpad(rank::text, 6, '0'),
+                   (%(categories)s::text[])[1 + rank %% cardinality(%(categories)s::text[])],
+                   1 + rank, round((1000.0 / rank + abs(hashtext(minute::text)) %% 100)::numeric, 2), 1 + rank / 2
+            FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 minute',
+                                 interval '1 minute') AS minute,
+                 generate_series(1, %(products)s) AS rank
+            ON CONFLICT DO NOTHING
+        """, {"start": day_start, "end": day_end, "categories": categories, "products": products_per_window})
+        cur.execute("ANALYZE sales_window_metrics; ANALYZE product_window_sales")
+    return written
+
+
 def seed_warehouse(settings: Settings) -> None:
     database = MongoClient(settings.mongo.uri)[settings.mongo.database]
     customers = [("U00000001", "Champions", 900.0), ("U00000002", "Champions", 700.0), ("U00000003", "At Risk", 50.0)]

@@ -11,9 +11,11 @@ a message when there is nothing to show ("no data yet: run X" for an empty sourc
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg2
 from psycopg2.pool import ThreadedConnectionPool
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -28,14 +30,29 @@ class ReadModel:
     """Connections of a reader: a small PostgreSQL pool (read-only sessions) and a MongoDB client.
     Nothing connects until the first read, so a service starts while a database is still down."""
 
-    def __init__(self, settings: Settings, postgres_connections: int = 4):
+    def __init__(self, settings: Settings, postgres_connections: int = 4, wait_seconds: float = 10.0):
         self.settings = settings
         self._pool_size = postgres_connections
+        # the pool refuses a borrower beyond its size (PoolError): more threads than connections
+        # (a web server's thread pool under load) wait for one here instead
+        self._free_connections = threading.BoundedSemaphore(postgres_connections)
+        self._wait_seconds = wait_seconds
         self._pool: ThreadedConnectionPool | None = None
         self._mongo = MongoClient(settings.mongo.uri, serverSelectionTimeoutMS=5000, connect=False)
 
     @contextmanager
     def postgres(self) -> Iterator:
+        if not self._free_connections.acquire(timeout=self._wait_seconds):
+            raise psycopg2.OperationalError(
+                f"all {self._pool_size} PostgreSQL connections stayed busy for {self._wait_seconds:.0f} s")
+        try:
+            with self._borrowed() as conn:
+                yield conn
+        finally:
+            self._free_connections.release()
+
+    @contextmanager
+    def _borrowed(self) -> Iterator:
         if self._pool is None:
             self._pool = ThreadedConnectionPool(0, self._pool_size, self.settings.postgres.dsn(),
                                                 application_name="globalmart-readmodel")
