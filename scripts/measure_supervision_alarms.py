@@ -23,7 +23,10 @@ from globalmart import db
 from globalmart.generator import service
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.settings import load_settings
+from globalmart.kafka_admin import end_offsets
+from globalmart.streaming.clock import CLOCK_TOPICS
 from globalmart.streaming.control import PIPELINE_DAG, AirflowApi, poll_until
+from globalmart.streaming.health import committed_offsets
 from globalmart.streaming.launch import APPS
 
 
@@ -46,13 +49,16 @@ def every_query_reported(settings, since: datetime) -> bool:
         return cur.fetchone()[0] >= 10
 
 
-def caught_up(settings) -> bool:
+def caught_up(settings, ends: dict[str, dict[str, int]]) -> bool:
+    """Every query has committed past ``ends`` (the topics' end offsets when the traffic stopped;
+    the clock's ticks keep coming, so "no new input" never happens)."""
     with db.connect(settings) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM stream_status WHERE status NOT IN ('running', 'idle')")
-        stopped = cur.fetchone()[0]
-        cur.execute("SELECT coalesce(sum(input_rows), 0) FROM stream_progress WHERE trigger_at > now() - interval '70 seconds'")
-        recent = cur.fetchone()[0]
-    return stopped == 0 and recent == 0
+        cur.execute("SELECT DISTINCT ON (query_name) end_offsets FROM stream_progress ORDER BY query_name, trigger_at DESC")
+        latest = [committed_offsets(row[0]) for row in cur.fetchall()]
+    return bool(latest) and all(
+        committed.get(topic, {}).get(partition, 0) >= offset
+        for committed in latest for topic in committed for partition, offset in ends.get(topic, {}).items()
+    )
 
 
 def stock_figures(settings, since: datetime) -> dict:
@@ -90,7 +96,8 @@ def main() -> None:
             first = service.generate(settings, config, minutes=args.realtime_minutes, quiet=True)
             second = service.generate(settings, TrafficConfig(mode="backfill", days=1, seed=102,
                                                               daily_transactions=args.daily_transactions), quiet=True)
-            poll_until("the apps caught up", lambda: caught_up(settings), timeout=900, every=10)
+            ends = end_offsets(settings, list(CLOCK_TOPICS))
+            poll_until("the apps caught up", lambda: caught_up(settings, ends), timeout=900, every=10)
             done = datetime.now(UTC)
             phases = {"start": (started, ready), "idle": (ready, idle_end), "traffic": (idle_end, done)}
             everything = incidents_since(settings, started)

@@ -1,7 +1,9 @@
 """Inventory tracker: every product's real stock, kept current from sales and restocks.
 
 stock = the catalog's initial stock (PostgreSQL ``product_catalog``) − units sold + units
-restocked. Each micro-batch's stock movements (a line sold, a restock) are collected, each
+restocked. Every catalog product gets its row when the tracker starts; a product first seen
+later (the catalog loaded after the tracker started) takes the catalog's initial stock then,
+and one counted from 0 before the catalog knew it is reconciled with it once. Each micro-batch's stock movements (a line sold, a restock) are collected, each
 transaction and restock counted once (``processed_events``: a redelivery changes nothing),
 reduced to one change per product and applied to ``inventory_stock`` in the batch's
 exactly-once transaction, with one ``inventory_history`` row per product and batch. A product
@@ -83,10 +85,20 @@ ON CONFLICT (product_id) DO NOTHING
 """
 
 APPLY_CHANGES = f"""
+-- a product seen for the first time starts from the catalog's initial stock when the catalog has
+-- it (it may have been loaded after the tracker started), else from 0
 INSERT INTO inventory_stock (product_id, category, initial_stock, stock, state, in_catalog)
-SELECT d.product_id, d.category, 0, 0, {state_sql('0')}, false
-FROM inventory_changes d
+SELECT d.product_id, coalesce(c.category, d.category), coalesce(c.initial_stock, 0), coalesce(c.initial_stock, 0),
+       {state_sql('coalesce(c.initial_stock, 0)')}, c.product_id IS NOT NULL
+FROM inventory_changes d LEFT JOIN product_catalog c USING (product_id)
 ON CONFLICT (product_id) DO NOTHING;
+
+-- a product counted from 0 before the catalog knew it gets the catalog's initial stock once
+UPDATE inventory_stock s
+SET initial_stock = c.initial_stock, stock = s.stock + c.initial_stock, in_catalog = true,
+    category = coalesce(s.category, c.category), state = {state_sql('s.stock + c.initial_stock')}
+FROM inventory_changes d JOIN product_catalog c USING (product_id)
+WHERE s.product_id = d.product_id AND NOT s.in_catalog;
 
 WITH before AS (
     SELECT s.product_id, s.stock, s.state FROM inventory_stock s JOIN inventory_changes d USING (product_id)

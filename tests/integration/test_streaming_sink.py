@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 from time import monotonic, sleep
 
 from pyspark.sql import functions as F
@@ -12,8 +13,9 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from globalmart import db
 from globalmart.streaming.runner import ProgressRecorder, beat_while
 from globalmart.streaming.sink import ExactlyOnceSink
+from spark_jobs.streaming.inventory_tracker import apply_stock_changes, stock_movements
 from spark_jobs.streaming.sales_metrics import ALL_CATEGORIES, write_window_sales
-from tests.streaming_fixtures import TRANSACTION, at, transaction
+from tests.streaming_fixtures import RESTOCK, TRANSACTION, at, transaction
 from tests.streaming_harness import _json_default
 
 SCHEMA = StructType([StructField("key", StringType()), StructField("n", LongType())])
@@ -148,3 +150,38 @@ def test_a_query_busy_with_a_long_batch_keeps_its_heartbeat(stream_env, spark):
         stop.set()
         query.stop()
         spark.streams.removeListener(recorder)
+
+
+def test_stock_of_a_product_the_catalog_learns_late_is_reconciled_with_it(stream_env, spark, tmp_path):
+    """The catalog loaded after the tracker started: the product's row takes the catalog's
+    initial stock when first seen, and one counted from 0 before is reconciled once."""
+    settings = stream_env
+    horizon = timedelta(days=9)
+    sink = ExactlyOnceSink(settings, "inventory_tracker", "inventory_tracker.stock", apply_stock_changes(settings.thresholds, horizon))
+    sales, arrivals, checkpoint = tmp_path / "sales", tmp_path / "arrivals", tmp_path / "checkpoint"
+    sales.mkdir()
+    arrivals.mkdir()
+
+    def run_batch(index: int, lines) -> None:
+        row = transaction(at(10, index), lines=lines)
+        (sales / f"batch-{index}.json").write_text(json.dumps(row, default=_json_default) + "\n")
+        (arrivals / f"batch-{index}.json").write_text("")
+        movements = stock_movements(spark.readStream.schema(TRANSACTION).option("maxFilesPerTrigger", 1).json(str(sales)),
+                                    spark.readStream.schema(RESTOCK).option("maxFilesPerTrigger", 1).json(str(arrivals)))
+        query = movements.writeStream.foreachBatch(sink).option("checkpointLocation", str(checkpoint)).trigger(availableNow=True).start()
+        query.awaitTermination(120)
+        assert query.exception() is None, query.exception()
+
+    def stock():
+        with db.connect(settings) as conn, conn.cursor() as cur:
+            cur.execute("SELECT product_id, initial_stock, stock, in_catalog FROM inventory_stock ORDER BY 1")
+            return cur.fetchall()
+
+    run_batch(0, [("P-late", "Toys", 2, 5.0)])
+    assert stock() == [("P-late", 0, -2, False)]  # unknown to the catalog: counted from 0
+    with db.connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO product_catalog (product_id, name, category, department, price, initial_stock, rating, "
+                    "catalog_fingerprint) VALUES ('P-late', 'Kite', 'Toys', 'Toys', 5.0, 100, 4.0, 'test'), "
+                    "('P-new', 'Ball', 'Toys', 'Toys', 3.0, 50, 4.0, 'test')")
+    run_batch(1, [("P-late", "Toys", 1, 5.0), ("P-new", "Toys", 3, 3.0)])
+    assert stock() == [("P-late", 100, 97, True), ("P-new", 50, 47, True)]
