@@ -1,4 +1,5 @@
-"""Isolating the records that make a micro-batch fail, and restarting a failed query: pure rules."""
+"""Isolating the records that make a micro-batch fail, restarting a failed query, and where a query
+that replaces another starts: rules without services."""
 
 from __future__ import annotations
 
@@ -57,3 +58,20 @@ def test_records_that_fail_only_together_are_set_aside_together():
 
 def test_a_failed_query_waits_longer_each_time():
     assert [restart_delay(n, 10.0) for n in range(4)] == [10.0, 20.0, 40.0, 80.0]
+
+
+def test_a_replacing_query_starts_after_the_last_batch_its_predecessor_committed(tmp_path):
+    from globalmart.streaming.runner import resume_offsets
+
+    old, new = tmp_path / "lake_transactions", tmp_path / "lake_transactions_distinct"
+    (old / "commits").mkdir(parents=True)
+    (old / "offsets").mkdir()
+    for batch, offsets in ((0, '{"transactions":{"0":10}}'), (1, '{"transactions":{"0":25,"1":7}}'),
+                           (2, '{"transactions":{"0":40,"1":9}}')):
+        (old / "offsets" / str(batch)).write_text(f'v1\n{{"batchWatermarkMs":0}}\n{offsets}\n')
+    for batch in (0, 1):  # batch 2 was planned, never committed: it is read again
+        (old / "commits" / str(batch)).write_text("v1\n{}\n")
+    assert resume_offsets(str(old), str(new)) == '{"transactions":{"0":25,"1":7}}'
+    new.mkdir()  # once the new checkpoint exists it knows its own offsets
+    assert resume_offsets(str(old), str(new)) is None
+    assert resume_offsets(str(tmp_path / "never"), str(tmp_path / "fresh")) is None
