@@ -74,7 +74,7 @@ def test_valid_alerts_are_emailed_malformed_ones_dead_lettered_then_committed(al
     assert [(offset, topic, stage) for offset, topic, stage, _, _ in dead] == [
         (0, settings.kafka.alerts.name, STAGE), (2, settings.kafka.alerts.name, STAGE)]
     assert dead[0][3].startswith("message: Invalid JSON") and dead[0][4] == "{not json"
-    assert dead[1][3] == "message: kind must be a string starting with one of stock., anomaly., cart_abandonment."
+    assert dead[1][3] == "message: kind must be a string starting with one of stock., anomaly., cart_abandonment., data_quality."
 
     again = drain(settings)  # nothing new: nothing read, nothing sent
     assert (again.messages, again.emails) == (0, 0)
