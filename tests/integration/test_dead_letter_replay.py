@@ -12,11 +12,13 @@ from globalmart.dead_letters import DeadLetterId, ReplayRequest, replay
 from tests.kafka_helpers import read_all
 
 BROKEN_COUNTRY = "Atlantis"
+# an hour ago: a replayed event is judged when it is sent again, and must be recent enough then
+HAPPENED = (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
 
 
 def transaction(transaction_id: str, country: str) -> dict:
     return {
-        "schema_version": 1, "event_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "transaction_id": transaction_id,
+        "schema_version": 1, "event_time": HAPPENED, "transaction_id": transaction_id,
         "user_id": "U-replay", "session_id": "S-replay", "country": country, "payment_method": "paypal",
         "items": [{"product_id": "P000001", "category": "Books", "quantity": 2, "unit_price": 10.5}],
         "total_amount": 21.0,
