@@ -16,6 +16,7 @@ from pymongo import MongoClient
 
 from globalmart.kafka_admin import admin_client
 from globalmart.platform import launcher
+from globalmart.platform.services import services
 
 
 def test_topics_exist_with_partitions_and_retention_from_settings(platform):
@@ -125,4 +126,4 @@ def test_second_start_is_a_no_op(platform):
 def test_status_reports_every_service_running(platform, capsys):
     assert launcher.status(platform) is True
     out = capsys.readouterr().out
-    assert out.count("RUNNING") == 8
+    assert out.count("RUNNING") == len(services(platform))
