@@ -65,9 +65,11 @@ def stock_figures(settings, since: datetime) -> dict:
     with db.connect(settings) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*), coalesce(min(stock), 0) FROM inventory_stock WHERE stock < 0")
         negative, lowest = cur.fetchone()
-        cur.execute("SELECT count(*) FROM alerts WHERE kind = 'data_quality.oversold' AND created_at >= %s", (since,))
-        oversold = cur.fetchone()[0]
-    return {"products_below_zero": negative, "lowest_stock": lowest, "oversold_alerts": oversold}
+        cur.execute("SELECT count(*), count(DISTINCT detail->>'about') FROM alerts "
+                    "WHERE kind = 'data_quality.oversold' AND created_at >= %s", (since,))
+        alerts, products = cur.fetchone()
+    return {"products_below_zero": negative, "lowest_stock": lowest, "oversold_alerts_during_the_runs": alerts,
+            "products_oversold_during_the_runs": products}
 
 
 def main() -> None:
