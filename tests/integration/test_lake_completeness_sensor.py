@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -23,16 +22,21 @@ from confluent_kafka import Producer
 from globalmart import db
 from globalmart.platform.airflow_env import connections
 from globalmart.settings import ENV_PREFIX, env_overrides, get_settings
+from globalmart.streaming.control import poll_until
 from globalmart.warehouse.completeness import archiver_query
 from tests.mail_helpers import inbox_of
 
 
-def produce(settings, topic: str, per_partition: dict[int, int]) -> None:
+def produce(settings, topic: str, per_partition: dict[int, int]) -> datetime:
+    """Send the records; the newest broker timestamp among them."""
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    stamps = []
     for partition, count in per_partition.items():
         for i in range(count):
-            producer.produce(topic, value=f"record {i}".encode(), partition=partition)
+            producer.produce(topic, value=f"record {i}".encode(), partition=partition,
+                             on_delivery=lambda _err, message: stamps.append(message.timestamp()[1]))
     assert producer.flush(10) == 0
+    return datetime.fromtimestamp(max(stamps) / 1000, UTC)
 
 
 def record_progress(settings, topic_key: str, end_offsets: dict[str, int]) -> None:
@@ -52,11 +56,10 @@ def lake_day(stream_env, monkeypatch):
     3, 3, 3 transactions and 4 product views; after it 2, 2, 0 transactions. The sensor's
     settings and its ``postgres_default`` are the test's."""
     transactions, views = stream_env.kafka.transactions.name, stream_env.kafka.product_views.name
-    produce(stream_env, transactions, {0: 3, 1: 3, 2: 3})
-    produce(stream_env, views, {0: 4})
-    time.sleep(0.5)
-    cutoff = datetime.now(UTC)
-    time.sleep(0.5)
+    newest = max(produce(stream_env, transactions, {0: 3, 1: 3, 2: 3}), produce(stream_env, views, {0: 4}))
+    # the cutoff just after the first burst, the second burst sent once the clock has passed it
+    cutoff = newest + timedelta(milliseconds=1)
+    poll_until("the clock past the cutoff", lambda: datetime.now(UTC) > cutoff, timeout=5, every=0.001)
     produce(stream_env, transactions, {0: 2, 1: 2})
     day = cutoff.date() - timedelta(days=1)
     grace = (cutoff - datetime.combine(cutoff.date(), datetime.min.time(), tzinfo=UTC)).total_seconds()

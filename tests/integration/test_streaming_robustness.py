@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,6 +25,7 @@ from globalmart.generator import service
 from globalmart.generator.publisher import Progress, run
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.streaming.clock import publish_ticks
+from globalmart.streaming.control import poll_until
 from globalmart.streaming.launch import start_all, stop_app
 from tests.hostile_records import EVENT_TOPICS, hostile_sample
 from tests.integration.test_streaming_apps import money, query, run_apps
@@ -201,16 +201,6 @@ def test_events_delivered_again_count_once_in_every_mart_and_the_lake(stream_env
         assert_lake_holds_each_once(spark, settings_, key, ID_OF[key], events[key])
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
-
-
 def test_a_failing_mart_is_restarted_while_the_lake_and_the_dead_letters_go_on(stream_env, tmp_path, spark, monkeypatch):
     settings_ = stream_env
     service.load_catalog(settings_)
@@ -224,19 +214,19 @@ def test_a_failing_mart_is_restarted_while_the_lake_and_the_dead_letters_go_on(s
     assert run(settings_, config, progress=Progress(10, enabled=False)).ok
     processes = start_all(settings_, tmp_path / "checkpoints", tmp_path / "logs", apps=("sales_metrics", "raw_archiver"))
     try:
-        wait_for(lambda: query(settings_, "SELECT 1 FROM stream_status WHERE query_name = 'sales_metrics.windows' "
-                                          "AND status = 'failed'"), 300, "the sales query failed")
+        poll_until("the sales query failed", lambda: query(
+            settings_, "SELECT 1 FROM stream_status WHERE query_name = 'sales_metrics.windows' AND status = 'failed'"), 300)
         # meanwhile the archiver keeps archiving and dead-lettering
-        wait_for(lambda: query(settings_, "SELECT count(*) FROM dead_letters")[0][0] > 0, 300, "dead letters written")
-        wait_for(lambda: (settings_.lake_dir / "transactions" / "_spark_metadata").is_dir(), 300, "the lake written")
+        poll_until("dead letters written", lambda: query(settings_, "SELECT count(*) FROM dead_letters")[0][0] > 0, 300)
+        poll_until("the lake written", lambda: (settings_.lake_dir / "transactions" / "_spark_metadata").is_dir(), 300)
         assert all(process.poll() is None for process in processes.values())
         with psycopg2.connect(settings_.postgres.dsn()) as conn, conn.cursor() as cur:
             cur.execute("ALTER TABLE sales_window_metrics_away RENAME TO sales_window_metrics")
         conn.close()
         transactions = distinct(judged(settings_, "transactions")[0], "transaction_id")
-        wait_for(lambda: query(settings_, "SELECT coalesce(sum(transactions), 0) FROM sales_window_metrics "
-                                          "WHERE granularity = '1m' AND category = 'ALL'")[0][0] == len(transactions),
-                 300, "the restarted sales query caught up")
+        poll_until("the restarted sales query caught up", lambda: query(
+            settings_, "SELECT coalesce(sum(transactions), 0) FROM sales_window_metrics "
+                       "WHERE granularity = '1m' AND category = 'ALL'")[0][0] == len(transactions), 300)
     finally:
         for process in processes.values():
             stop_app(process)

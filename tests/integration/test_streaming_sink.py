@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import threading
 from datetime import timedelta
-from time import monotonic, sleep
 
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from globalmart import db
+from globalmart.streaming.control import poll_until
 from globalmart.streaming.runner import ProgressRecorder, beat_while
 from globalmart.streaming.sink import ExactlyOnceSink
 from spark_jobs.streaming.inventory_tracker import apply_stock_changes, stock_movements
@@ -137,14 +137,12 @@ def test_a_query_busy_with_a_long_batch_keeps_its_heartbeat(stream_env, spark):
             return cur.fetchone()
 
     try:
-        deadline = monotonic() + 120
-        while (seen := last_seen()) is None or seen[1] is None:
-            assert monotonic() < deadline, "the query never reported"
-            sleep(0.5)
+        poll_until("the query's first report", lambda: (last_seen() or (None, None))[1] is not None, 120, every=0.5)
         first, batch = last_seen()
-        sleep(5)  # inside batch 1, which waits for the release: no wait on a condition can show "nothing happened"
-        later, still = last_seen()
-        assert still == batch and later > first  # no batch ended, yet the heartbeat moved on
+        # inside batch 1, which waits for the release: only the heartbeat can move last_seen_at on
+        _, still = poll_until("a heartbeat during the long batch", lambda: (seen := last_seen())[0] > first and seen,
+                                  30, every=0.5)
+        assert still == batch
     finally:
         release.set()
         stop.set()
