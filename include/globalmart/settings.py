@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -130,6 +131,32 @@ class AlertingSettings(BaseModel):
     catch_up_cron: str = "*/10 * * * *"
     # Airflow Variable (JSON object of the fields above) that overrides them at run time
     variable: str = "globalmart_alerting"
+
+
+class DecisionSettings(BaseModel):
+    """Human-in-the-loop decisions in Airflow's Required Actions: a restock on a critical-stock
+    alert, a fraud review on a high-score anomaly (``globalmart.decisions``)."""
+
+    enabled: bool = True  # the alerts DAG opens decisions; false: alert emails only
+    restock_dag_id: str = "restock_decision"
+    fraud_dag_id: str = "fraud_review"
+    # anomalies scoring at least this open a fraud review (alert emails start at thresholds.anomaly_alert_score)
+    fraud_review_score: float = Field(0.9, ge=0, le=1)
+    # a decision still open this long is escalated by email and closed with its default outcome
+    response_timeout_minutes: float = Field(240.0, gt=0)
+    restock_default: Literal["reorder", "ignore"] = "ignore"  # the outcome of a restock nobody answered
+    fraud_default: Literal["confirm_fraud", "legitimate", "hold_customer"] = "hold_customer"
+    # a product or anomaly whose last decision closed less than this ago gets no new one
+    throttle_minutes: int = Field(60, ge=0)
+    max_open: int = Field(50, ge=1)  # decisions open at once; an alert beyond it opens none (logged)
+    # suggested reorder: this many hours of the product's sales over the last sales_lookback_hours,
+    # plus what brings the stock back to the low-stock threshold; at least min_restock_quantity
+    sales_lookback_hours: float = Field(24.0, gt=0)
+    cover_hours: float = Field(72.0, gt=0)
+    min_restock_quantity: int = Field(10, ge=1)
+    escalation_recipients: list[str] = Field(["data-team-leads@globalmart.local"], min_length=1)
+    # the Airflow UI address people open from an email; the platform's own address unless set
+    ui_base_url: str | None = None
 
 
 class AirflowSettings(BaseModel):
@@ -416,6 +443,7 @@ class Settings(BaseSettings):
     mongo: MongoSettings = MongoSettings()
     smtp: SmtpSettings = SmtpSettings()
     alerting: AlertingSettings = AlertingSettings()
+    decisions: DecisionSettings = DecisionSettings()
     airflow: AirflowSettings = AirflowSettings()
     spark: SparkSettings = SparkSettings()
     thresholds: Thresholds = Thresholds()
