@@ -45,6 +45,9 @@ plain-text part and carries the facts a person acts on (product, stock, threshol
 time). One email per product/user/hour and alert kind per throttle period
 ({alerting.throttle_minutes} min); more than {alerting.digest_threshold} emails due at once
 become one digest. Malformed alert messages go to PostgreSQL's `dead_letters` with the reason.
+Critical-stock alerts and anomalies scoring at least {settings.decisions.fraud_review_score} also
+open a human decision (DAGs `{settings.decisions.restock_dag_id}`, `{settings.decisions.fraud_dag_id}`:
+Required Actions), recorded before the email that links to it.
 
 **How it is woken.** The asset `globalmart_alerts_topic` has an `AssetWatcher` on the Kafka
 provider's `KafkaSharedStreamTrigger` (connection `{alerting.watcher_conn_id}`, consumer group
@@ -88,6 +91,11 @@ alerts stay uncommitted until it exists.
         wakeups = sum(len(events) for events in (triggering_asset_events or {}).values())
         print(f"woken by {wakeups} alert events" if wakeups else "scheduled catch-up run")
         effective = with_variable_overrides(settings, alerting.variable, Variable.get(alerting.variable, default=None))
-        return drain(effective).as_dict()
+        report = drain(effective).as_dict()
+        if effective.decisions.enabled:  # decisions whose run could not be started before (Airflow busy, restarting)
+            from globalmart.decisions.service import start_runs
+
+            report["decision_runs"] = start_runs(effective)
+        return report
 
     email_alerts()

@@ -22,15 +22,30 @@ from globalmart.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def _open_decisions(conn, alerts: Sequence[AlertMessage], settings: Settings, now: datetime) -> dict:
+    """Critical stock and high-score anomalies open human decisions (``globalmart.decisions``),
+    recorded before the emails that link to them; their DAG runs are started right away, and
+    a failure to start leaves them for the next poll."""
+    if not settings.decisions.enabled:
+        return {}
+    from globalmart.decisions.service import open_for_alerts, start_runs
+
+    links = open_for_alerts(conn, alerts, settings, now)
+    conn.commit()
+    start_runs(settings)
+    return links
+
+
 def notify(alerts: Sequence[AlertMessage], settings: Settings, now: datetime) -> NotificationPlan:
     """Email ``alerts`` (in arrival order) as the throttle and digest rules say, at ``now``."""
     with db.connect(settings) as conn:
         store = NotificationStore(conn)
         with store.exclusive():
             alerts = store.with_catalog_facts(alerts)
+            links = _open_decisions(conn, alerts, settings, now)
             plan = plan_notifications(alerts, store.history(alerts), now, settings)
             for delivery in plan.deliveries:
-                email = render_delivery(delivery, settings)
+                email = render_delivery(delivery, settings, links)
                 send(email, settings)
                 store.record_delivery(delivery, email.subject, now)
                 conn.commit()

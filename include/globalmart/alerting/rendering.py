@@ -8,7 +8,7 @@ Times are shown in UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
@@ -141,8 +141,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_alert(alert: AlertMessage, settings: Settings) -> RenderedEmail:
+def render_alert(alert: AlertMessage, settings: Settings, decision=None) -> RenderedEmail:
+    """``decision``: the alert's human decision in Airflow (a ``DecisionLink``: url, text), if any."""
     context = _common(settings) | {
+        "decision_url": decision.url if decision else None,
+        "decision_text": decision.text if decision else None,
         "alert": alert,
         "d": alert.detail,
         "facts": facts(alert, settings),
@@ -193,8 +196,8 @@ def _digest_groups(alerts: Sequence[AlertMessage], settings: Settings) -> list[_
     return sorted(groups, key=lambda g: -g.severity_rank)  # stable: kinds of one severity stay in order
 
 
-def render_digest(alerts: Sequence[AlertMessage], settings: Settings) -> RenderedEmail:
-    """One email for many alerts: a table per alert kind."""
+def render_digest(alerts: Sequence[AlertMessage], settings: Settings, decisions_url: str | None = None) -> RenderedEmail:
+    """One email for many alerts: a table per alert kind (``decisions_url``: the decisions they opened)."""
     groups = _digest_groups(alerts, settings)
     counts = ", ".join(f"{g.title.lower()} {g.alerts_count}" for g in groups[:DIGEST_SUBJECT_KINDS])
     if len(groups) > DIGEST_SUBJECT_KINDS:
@@ -207,6 +210,7 @@ def render_digest(alerts: Sequence[AlertMessage], settings: Settings) -> Rendere
         "first": min(times),
         "last": max(times),
         "colour": groups[0].colour,
+        "decisions_url": decisions_url,
     }
     context["subject"] = _one_line(_templates.get_template("digest.subject").render(context))
     return RenderedEmail(
@@ -216,8 +220,17 @@ def render_digest(alerts: Sequence[AlertMessage], settings: Settings) -> Rendere
     )
 
 
-def render_delivery(delivery: Delivery, settings: Settings) -> RenderedEmail:
+def render_delivery(delivery: Delivery, settings: Settings, decisions: Mapping | None = None) -> RenderedEmail:
+    """``decisions``: alert id → the human decision it opened or joined (see ``globalmart.decisions``)."""
+    decisions = decisions or {}
     if delivery.is_digest:
-        return render_digest(delivery.alerts, settings)
+        linked = any(alert.alert_id in decisions for alert in delivery.alerts)
+        return render_digest(delivery.alerts, settings, _required_actions_url(settings) if linked else None)
     (alert,) = delivery.alerts
-    return render_alert(alert, settings)
+    return render_alert(alert, settings, decisions.get(alert.alert_id))
+
+
+def _required_actions_url(settings: Settings) -> str:
+    from globalmart.decisions.rendering import required_actions_url
+
+    return required_actions_url(settings)

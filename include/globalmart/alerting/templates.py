@@ -45,6 +45,9 @@ SINGLE_HTML = """\
 <p style="margin:0 0 8px">{{ summary }}</p>
 {{ facts_table(facts) }}
 <p style="margin:12px 0 0"><strong>What to do:</strong> {{ advice }}</p>
+{% if decision_url %}
+<p style="margin:16px 0 0"><a href="{{ decision_url }}" style="display:inline-block;padding:10px 16px;background:#175cd3;color:#ffffff;text-decoration:none;border-radius:4px;font-weight:bold">{{ decision_text }} in Airflow</a></p>
+{% endif %}
 {% endblock %}
 {% block footer %}Alert {{ alert.alert_id }} from {{ alert.app }}, raised {{ alert.created_at | utc }}, severity {{ alert.severity }}.<br>{% endblock %}
 """
@@ -60,6 +63,10 @@ SINGLE_TEXT = """\
 {% endfor %}
 
 What to do: {{ advice }}
+{% if decision_url %}
+
+{{ decision_text }} in Airflow: {{ decision_url }}
+{% endif %}
 
 --
 Alert {{ alert.alert_id }} from {{ alert.app }}, raised {{ alert.created_at | utc }}, severity {{ alert.severity }}.
@@ -132,6 +139,9 @@ so they come as one email. Grouped by kind, most severe first.</p>
 </table>
 {% if group.more %}<p style="margin:6px 0;color:#52606d">and {{ group.more }} more {{ group.title | lower }} alerts.</p>{% endif %}
 {% endfor %}
+{% if decisions_url %}
+<p style="margin:16px 0 0"><a href="{{ decisions_url }}">Decisions these alerts opened, in Airflow's Required Actions</a></p>
+{% endif %}
 {% endblock %}
 """
 
@@ -152,6 +162,10 @@ DIGEST_TEXT = """\
   and {{ group.more }} more {{ group.title | lower }} alerts.
 {% endif %}
 {% endfor %}
+{% if decisions_url %}
+
+Decisions these alerts opened, in Airflow's Required Actions: {{ decisions_url }}
+{% endif %}
 
 --
 Sent by the GlobalMart alerts DAG to {{ recipients | join(", ") }}.
