@@ -195,11 +195,15 @@ class KafkaPublisher:
 
 
 class Progress:
-    """A live line on a terminal; a log line every few seconds elsewhere (Airflow task logs)."""
+    """A live line on a terminal; elsewhere (an Airflow task log, a pipe) an INFO record of the
+    ``globalmart.generator.publisher`` logger every few seconds. A task's stderr is its log at
+    ERROR level, so progress must not be written there unless a person watches a terminal."""
 
     def __init__(self, period_seconds: float, stream=None, enabled: bool = True):
         self.out = stream or sys.stderr
         self.tty = self.out.isatty()
+        # an explicit stream is written to; without one, a terminal gets the live line, the rest a log record
+        self.logged = stream is None and not self.tty
         self.period = 0.5 if self.tty else period_seconds
         self.enabled = enabled
         self.last = 0.0
@@ -228,6 +232,8 @@ class Progress:
         )
         if self.tty:
             print("\r" + line, end="", file=self.out, flush=True)
+        elif self.logged:
+            log.info("%s", line)
         else:
             print(line, file=self.out, flush=True)
 
