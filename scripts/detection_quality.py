@@ -6,6 +6,12 @@ them (``--available-now``), then reports precision and recall per anomaly kind a
 abandonment. Rerun with the same arguments to repeat a measurement:
 
     .venv/bin/python scripts/detection_quality.py --days 1 --daily-transactions 20000
+
+``--reviews`` reports instead what people judged on the live platform: per anomaly rule, the
+fraud reviews answered in Airflow (confirmed, legitimate, held, timed out) and the judged
+precision, confirmed / (confirmed + legitimate), to tune each rule's threshold on:
+
+    .venv/bin/python scripts/detection_quality.py --reviews
 """
 
 from __future__ import annotations
@@ -88,6 +94,24 @@ def measure(settings: Settings, folder, args) -> dict:
     }
 
 
+def reviews(settings: Settings, as_json: bool) -> None:
+    """The fraud reviews of the live platform's anomalies, per rule (``globalmart.decisions``)."""
+    from globalmart.decisions.quality import review_quality
+    from globalmart.decisions.store import reviewed_anomalies
+
+    with db.connect(settings) as conn:
+        rows = review_quality(reviewed_anomalies(conn))
+    if as_json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+        return
+    print(f"{'rule':<20}{'anomalies':>10}{'reviewed':>10}{'confirmed':>11}{'legitimate':>12}{'held':>6}"
+          f"{'timed out':>11}{'judged precision':>18}")
+    for r in rows:
+        precision = "—" if r.judged_precision is None else f"{r.judged_precision:.4f}"
+        print(f"{r.rule:<20}{r.anomalies:>10}{r.reviewed:>10}{r.confirmed:>11}{r.legitimate:>12}{r.held:>6}"
+              f"{r.timed_out:>11}{precision:>18}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=1)
@@ -95,7 +119,12 @@ def main() -> None:
     parser.add_argument("--anomaly-rate", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
+    parser.add_argument("--reviews", action="store_true",
+                        help="report the fraud reviews people answered on the live platform, per rule, and stop")
     args = parser.parse_args()
+    if args.reviews:
+        reviews(ensure_secrets(load_settings()), args.json)
+        return
     with sandbox(ensure_secrets(load_settings()), "quality") as (settings, folder):
         result = measure(settings, folder, args)
     if args.json:
