@@ -2,7 +2,8 @@
 # Installs everything the local platform and the tests need, idempotently: a second run
 # skips each step whose inputs (lock files, pom, Go sources) have not changed.
 #   Debian packages (PostgreSQL server) · Python venv from requirements.lock ·
-#   JVM jars from Maven Central (jvm/pom.xml) · FerretDB (Go) · MailDev (npm)
+#   JVM jars from Maven Central (jvm/pom.xml) · FerretDB (Go) · MailDev (npm) ·
+#   Docker Compose CLI (Go; validates docker-compose.yaml) · Graphviz (docs/architecture.svg)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +27,7 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_missing+=(postgresq
 command -v java >/dev/null || apt_missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_missing+=(maven)
 command -v npm >/dev/null || apt_missing+=(nodejs npm)
+command -v dot >/dev/null || apt_missing+=(graphviz)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing Debian packages (${apt_missing[*]}): run as root or install them"
   log "installing Debian packages: ${apt_missing[*]}"
@@ -80,6 +82,21 @@ if ! up_to_date ferretdb "$ferret_src/main.go" "$ferret_src/go.mod" "$ferret_src
   mark_done ferretdb "$ferret_src/main.go" "$ferret_src/go.mod" "$ferret_src/go.sum"
 else
   log "FerretDB up to date"
+fi
+
+# --- Docker Compose CLI (checks docker-compose.yaml; no Docker engine needed) -------------
+# `go install github.com/docker/compose/v5/cmd@…` refuses the module (its go.mod has exclude
+# directives): tools/compose pins it as a tool dependency and builds it from the module source
+compose_src="$ROOT/tools/compose"
+if ! up_to_date compose "$compose_src/go.mod" "$compose_src/go.sum" || [ ! -x "$STATE_DIR/bin/docker-compose" ]; then
+  log "building the Docker Compose CLI from the Go module proxy"
+  compose_version="$(awk '$1 == "github.com/docker/compose/v5" {print $2}' "$compose_src/go.mod")"
+  (cd "$compose_src" && go build -trimpath \
+    -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$compose_version" \
+    -o "$STATE_DIR/bin/docker-compose" github.com/docker/compose/v5/cmd)
+  mark_done compose "$compose_src/go.mod" "$compose_src/go.sum"
+else
+  log "Docker Compose CLI up to date"
 fi
 
 # --- MailDev (SMTP catcher with web inbox) ----------------------------------------------

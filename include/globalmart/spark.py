@@ -72,9 +72,12 @@ def submit_environment(settings: Settings) -> dict[str, str]:
     for the driver and the workers (whatever ``python`` is first on PATH), a loopback address."""
     import pyspark
 
-    return {
+    env = {
         "SPARK_HOME": str(Path(pyspark.__file__).parent),
         "SPARK_LOCAL_IP": settings.spark.local_ip,
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
     }
+    if not settings.spark.local_ip:  # unset (a container): Spark binds and advertises the host's address
+        del env["SPARK_LOCAL_IP"]
+    return env
