@@ -191,12 +191,21 @@ def _anomaly_filters(kinds, since, until, min_score) -> tuple[list[sql.Composabl
 
 def anomalies(conn, kinds: list[str] | None = None, since: datetime | None = None, until: datetime | None = None,
               min_score: float = 0.0, limit: int = 100, offset: int = 0) -> Result:
-    """Detected anomalies, latest first (by the time of their last transaction)."""
+    """Detected anomalies, latest first (by the time of their last transaction), each with its
+    latest fraud review (``globalmart.decisions``): open, or closed with the outcome, who and when."""
     conditions, params = _anomaly_filters(kinds, since, until, min_score)
     rows = _rows(conn, sql.SQL("""
-        SELECT anomaly_id, kind, score, user_id, country, amount, observed, threshold, description,
-               transaction_ids, first_event_time, last_event_time, detected_at
-        FROM anomalies {where} ORDER BY last_event_time DESC, anomaly_id LIMIT %s OFFSET %s
+        SELECT a.anomaly_id, a.kind, a.score, a.user_id, a.country, a.amount, a.observed, a.threshold,
+               a.description, a.transaction_ids, a.first_event_time, a.last_event_time, a.detected_at,
+               r.status AS review_status, r.outcome AS review_outcome, r.decided_by AS reviewed_by,
+               r.decided_at AS reviewed_at
+        FROM (SELECT * FROM anomalies {where} ORDER BY last_event_time DESC, anomaly_id LIMIT %s OFFSET %s) a
+        LEFT JOIN LATERAL (
+            SELECT status, outcome, decided_by, decided_at FROM decisions
+            WHERE kind = 'fraud' AND subject_key = a.anomaly_id
+            ORDER BY closed_at DESC NULLS FIRST LIMIT 1
+        ) r ON true
+        ORDER BY a.last_event_time DESC, a.anomaly_id
     """).format(where=_where(conditions)), [*params, limit + 1, offset])
     return page(ANOMALIES_SOURCE, rows, newest(conn, "anomalies"), STREAMING_RUN, limit, offset)
 
