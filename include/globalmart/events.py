@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -36,8 +36,31 @@ _bounds = get_settings().contracts
 Country = Literal[tuple(_catalog.countries)]  # type: ignore[valid-type]
 PaymentMethod = Literal[tuple(_catalog.payment_methods)]  # type: ignore[valid-type]
 
-# checked inside pydantic-core (a Python validator would cost a microsecond per event)
-UtcDatetime = Annotated[datetime, GetPydanticSchema(lambda _type, _handler: core_schema.datetime_schema(tz_constraint=0))]
+# RFC 3339 in UTC, fraction truncated to microseconds: what the generator writes, one format the
+# streaming apps' native check parses exactly as pydantic does (an ISO 8601 parser accepts far more)
+RFC3339_UTC = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-]00:00)$"
+
+
+def _utc_datetime_schema(_type, _handler) -> core_schema.CoreSchema:
+    """A UTC time: in JSON, RFC 3339 text then a datetime (lax: it is text by then); in Python, an
+    aware datetime. Checked inside pydantic-core (a Python validator would cost a microsecond per event)."""
+    return core_schema.json_or_python_schema(
+        json_schema=core_schema.chain_schema(
+            [
+                core_schema.custom_error_schema(
+                    core_schema.str_schema(pattern=RFC3339_UTC), "utc_time",
+                    custom_error_message="Input should be an RFC 3339 time in UTC (Z or +00:00), like 2026-12-01T10:00:00.123Z",
+                ),
+                core_schema.datetime_schema(tz_constraint=0, strict=False),
+            ]
+        ),
+        python_schema=core_schema.datetime_schema(tz_constraint=0),
+        metadata={"pydantic_js_functions": [lambda _schema, _handler: {"type": "string", "format": "date-time",
+                                                                       "pattern": RFC3339_UTC}]},
+    )
+
+
+UtcDatetime = Annotated[datetime, GetPydanticSchema(_utc_datetime_schema)]
 # printable text: PostgreSQL rejects NUL in text, and no control character belongs in an id or a name
 PRINTABLE = r"^[^\x00-\x1F\x7F-\x9F]+$"
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
@@ -75,6 +98,18 @@ class StreamEvent(Event):
     future time would move every watermark past the real traffic; a very old one could no longer
     be recognised as a duplicate."""
 
+    # SQL twins of the model validators, for the streaming apps' native check
+    # (``streaming.native_contract``): validator name → (Spark SQL true when the event passes, the
+    # reason); ``{field}`` is a field's parsed value, ``{received_at}`` the broker's timestamp
+    SQL_TWINS: ClassVar[dict[str, tuple[str, str]]] = {
+        "_plausible_time": (
+            f"unix_micros({{event_time}}) - unix_micros({{received_at}}) <= {MAX_EVENT_LEAD // timedelta(microseconds=1)} "
+            f"AND unix_micros({{received_at}}) - unix_micros({{event_time}}) <= {MAX_EVENT_AGE // timedelta(microseconds=1)}",
+            f"event_time: more than {MAX_EVENT_LEAD.total_seconds():.0f} s after or "
+            f"{MAX_EVENT_AGE.total_seconds() / 3600:.0f} h before it was received",
+        ),
+    }
+
     @model_validator(mode="after")
     def _plausible_time(self, info: ValidationInfo):
         received_at = (info.context or {}).get(RECEIVED_AT) or datetime.now(UTC)
@@ -103,6 +138,13 @@ class Transaction(StreamEvent):
     payment_method: PaymentMethod
     items: list[LineItem] = Field(min_length=1, max_length=_bounds.max_lines)
     total_amount: OrderValue
+
+    SQL_TWINS: ClassVar[dict[str, tuple[str, str]]] = {
+        "_total_is_sum_of_lines": (
+            f"abs(aggregate({{items}}, 0D, (lines, item) -> lines + item.quantity * item.unit_price) - {{total_amount}}) < {CENT!r}D",
+            "total_amount differs from the sum of the lines",
+        ),
+    }
 
     @model_validator(mode="after")
     def _total_is_sum_of_lines(self):
@@ -144,6 +186,14 @@ class CartEvent(StreamEvent):
     unit_price: Price | None = None
     quantity: int = Field(ge=0, le=_bounds.max_cart_units)
     cart_value: OrderValue | None = None
+
+    SQL_TWINS: ClassVar[dict[str, tuple[str, str]]] = {
+        "_product_unless_checkout": (
+            "CASE WHEN {action} = 'checkout' THEN {cart_value} IS NOT NULL "
+            "ELSE {product_id} IS NOT NULL AND {category} IS NOT NULL AND {unit_price} IS NOT NULL END",
+            "checkout needs cart_value; add, remove and update need product_id, category and unit_price",
+        ),
+    }
 
     @model_validator(mode="after")
     def _product_unless_checkout(self):
@@ -217,6 +267,14 @@ TOPIC_CONTRACTS: dict[str, type[BaseModel]] = {
     "ground_truth": GroundTruth,
     "dead_letters": DeadLetter,
 }
+
+
+def twins_of(model: type[BaseModel]) -> dict[str, tuple[str, str]]:
+    """The SQL twins of ``model``'s validators, its own and its parents'."""
+    twins: dict[str, tuple[str, str]] = {}
+    for cls in reversed(model.__mro__):
+        twins |= cls.__dict__.get("SQL_TWINS", {})
+    return twins
 
 
 def describe_errors(error: ValidationError) -> str:

@@ -17,14 +17,22 @@ topic. No record stops the app.
 
 from __future__ import annotations
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from globalmart.events import DeadLetter
 from globalmart.settings import Settings
-from globalmart.streaming.contracts import checked_records, dead_letter_rows, dedup_horizon_seconds, spark_schema, valid_events
+from globalmart.streaming.contracts import (
+    checked_records,
+    dead_letter_rows,
+    dedup_horizon_seconds,
+    explain_rejection,
+    spark_schema,
+    valid_events,
+)
 from globalmart.streaming.runner import RunOptions, kafka_stream, resume_offsets, run, start_sink_query, with_trigger
-from globalmart.streaming.sink import BatchContext, write_dead_letters
+from globalmart.streaming.sink import BatchContext, rows_of, write_dead_letters
 
 APP = "raw_archiver"
 ARCHIVED_TOPICS = ("transactions", "product_views", "cart_events", "inventory")
@@ -60,9 +68,21 @@ def generator_rejects(records: DataFrame) -> DataFrame:
     )
 
 
-def write_dead_letter_batch(batch: DataFrame, _context: BatchContext):
-    dead = batch.toArrow()
-    return lambda cur: write_dead_letters(cur, dead)
+def dead_letter_writer(settings: Settings):
+    """The dead-letter query's batch handler: the records this app rejected get pydantic's reason
+    (computed here, for the rejected rows only), the generator's rejects keep theirs."""
+
+    def write(batch: DataFrame, _context: BatchContext):
+        dead = batch.toArrow()
+        reasons = [
+            explain_rejection(settings, topic, payload, received_at, reason) if stage == APP else reason
+            for topic, payload, received_at, stage, reason in rows_of(
+                dead, ("source_topic", "payload", "kafka_timestamp", "stage", "reason"))
+        ]
+        dead = dead.set_column(dead.schema.get_field_index("reason"), "reason", pa.array(reasons, pa.string()))
+        return lambda cur: write_dead_letters(cur, dead)
+
+    return write
 
 
 def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
@@ -71,7 +91,7 @@ def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
     for key in ARCHIVED_TOPICS:
         checkpoint = options.checkpoint(LAKE_CHECKPOINT.format(key=key))
         after = resume_offsets(options.checkpoint(UNDEDUPLICATED_CHECKPOINT.format(key=key)), checkpoint)
-        checked = checked_records(kafka_stream(spark, settings, [key], starting_offsets=after), settings)
+        checked = checked_records(kafka_stream(spark, settings, [key], starting_offsets=after), settings, [key])
         writer = (
             lake_rows(distinct_events(valid_events(checked, settings, key), BUSINESS_ID[key], horizon))
             .writeStream.queryName(f"{APP}.lake_{key}")
@@ -81,9 +101,9 @@ def start_queries(spark: SparkSession, settings: Settings, options: RunOptions):
             .option("checkpointLocation", checkpoint)
         )
         queries.append(options.start(f"{APP}.lake_{key}", with_trigger(writer, options, settings.streaming.archive_trigger_seconds)))
-    checked = checked_records(kafka_stream(spark, settings, list(ARCHIVED_TOPICS)), settings)
+    checked = checked_records(kafka_stream(spark, settings, list(ARCHIVED_TOPICS)), settings, list(ARCHIVED_TOPICS))
     rejects = dead_letter_rows(checked, APP).unionByName(generator_rejects(kafka_stream(spark, settings, ["dead_letters"])))
-    queries.append(start_sink_query(rejects, settings, options, "dead_letters", write_dead_letter_batch, output_mode="append",
+    queries.append(start_sink_query(rejects, settings, options, "dead_letters", dead_letter_writer(settings), output_mode="append",
                                     trigger_seconds=settings.streaming.archive_trigger_seconds))
     return queries
 

@@ -1,23 +1,22 @@
 """The event contracts, seen from Spark: schemas derived from the pydantic models, and the check.
 
-A record is valid when its pydantic contract (``globalmart.events``) accepts it: the same
-rule, and the same reason text, as the generator's own check before sending, with the broker's
-timestamp as the time it was received. The check runs in a pandas UDF so that every app, and
-the lake, agree on what a valid event is. The platform's ClockTicks are valid on every event
-topic: they reach the queries as ``tick`` rows, to move watermarks, never as events.
+A record is valid when its pydantic contract (``globalmart.events``) accepts it, with the broker's
+timestamp as the time it was received. The check is the contract translated to Spark SQL
+(``native_contract``), so no Python worker sees a record; a rejected record's reason is
+pydantic's own, the same text as the generator's check before sending. The platform's
+ClockTicks are valid on every event topic: they reach the queries as ``tick`` rows, to move
+watermarks, never as events.
 """
 
 from __future__ import annotations
 
 import types
 import typing
-from datetime import datetime
+from datetime import UTC, datetime
 
-import pandas as pd
 from pydantic import BaseModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
@@ -30,8 +29,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from globalmart.events import TOPIC_CONTRACTS
+from globalmart.events import TOPIC_CONTRACTS, ClockTick, check_payload
 from globalmart.settings import Settings
+from globalmart.streaming.native_contract import accepts_ticks, native_check, sql_text
 
 KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 
@@ -80,67 +80,66 @@ def topic_contracts(settings: Settings) -> dict[str, str]:
     return {getattr(settings.kafka, key).name: key for key in TOPIC_CONTRACTS}
 
 
-VERDICT = "violation string, tick boolean"
+TICK_CHECK = native_check(ClockTick)
 
 
-def _utc(moment) -> datetime | None:
-    """A timestamp as Spark hands it to a pandas UDF (naive, in the session's UTC) → aware UTC."""
-    if moment is None or pd.isna(moment):
-        return None
-    stamp = pd.Timestamp(moment)
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
-
-
-def contract_verdict(topic_to_contract: dict[str, str]):
-    """A pandas UDF (topic, value bytes, broker timestamp) → (violation: None when valid, else the
-    reason; tick: whether it is a ClockTick)."""
-
-    @pandas_udf(VERDICT)
-    def verdict(topics: pd.Series, values: pd.Series, received: pd.Series) -> pd.DataFrame:
-        from globalmart.events import TOPIC_CONTRACTS, check_payload
-
-        reasons, ticks = [], []
-        for topic, value, received_at in zip(topics, values, received):
-            key = topic_to_contract.get(topic)
-            if key is None:
-                reason, tick = f"no contract for topic {topic!r}", False
-            elif value is None:
-                reason, tick = "empty record (null value)", False
-            else:
-                reason, tick = check_payload(TOPIC_CONTRACTS[key], bytes(value), _utc(received_at))
-            reasons.append(reason)
-            ticks.append(tick)
-        return pd.DataFrame({"violation": pd.Series(reasons, dtype=object), "tick": pd.Series(ticks, dtype=bool)})
-
-    return verdict
-
-
-def checked_records(records: DataFrame, settings: Settings) -> DataFrame:
-    """Kafka records with their coordinates, ``violation`` (null when the record is valid) and
-    ``tick`` (a valid ClockTick)."""
-    verdict = contract_verdict(topic_contracts(settings))
-    return records.select(
+def checked_records(records: DataFrame, settings: Settings, topic_keys: list[str]) -> DataFrame:
+    """Kafka records of the topics named by their settings keys, with their coordinates, the
+    record parsed once (``document``, a VARIANT), ``violation`` (null when the record passes its
+    topic's contract, else a short reason) and ``tick`` (a valid ClockTick). The check runs in the
+    JVM (``native_contract``); ``explain_rejections`` gives a rejected record pydantic's reason."""
+    # the contract's JSON reading: of duplicate keys the last counts, as in pydantic
+    records.sparkSession.conf.set("spark.sql.variant.allowDuplicateKeys", "true")
+    parsed = records.select(
         F.col("value"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
         F.col("timestamp").alias("kafka_timestamp"),
-        verdict(F.col("topic"), F.col("value"), F.col("timestamp")).alias("verdict"),
-    ).select("*", "verdict.violation", "verdict.tick").drop("verdict")
+        F.col("value").cast("string").alias("text"),
+    ).withColumn("document", F.expr("try_parse_json(text)"))
+    event_cases, tick_cases = [], []
+    for key in topic_keys:
+        model, topic = TOPIC_CONTRACTS[key], sql_text(getattr(settings.kafka, key).name)
+        event_cases.append(f"WHEN kafka_topic = {topic} THEN {native_check(model).violation}")
+        if accepts_ticks(model):
+            tick_cases.append(f"WHEN kafka_topic = {topic} THEN ({TICK_CHECK.violation}) IS NULL")
+    no_contract = "concat('no contract for topic ', kafka_topic)"
+    verdicts = parsed.withColumn("event_violation", F.expr(f"CASE {' '.join(event_cases)} ELSE {no_contract} END"))
+    ticks = f"CASE WHEN event_violation IS NULL THEN FALSE {' '.join(tick_cases)} ELSE FALSE END"
+    return (
+        verdicts.withColumn("tick", F.expr(ticks))
+        .withColumn("violation", F.expr("CASE WHEN tick THEN NULL ELSE event_violation END"))
+        .drop("event_violation", "text")
+    )
 
 
 def valid_events(checked: DataFrame, settings: Settings, contract_key: str, with_ticks: bool = False) -> DataFrame:
-    """The valid events of one topic, parsed into the contract's columns plus Kafka coordinates.
+    """The valid events of one topic, in the contract's columns plus Kafka coordinates, read from
+    the document parsed by ``checked_records`` (no second parse).
 
     ``with_ticks``: the topic's ClockTicks too, as rows with ``tick`` true and only ``event_time``
-    set (a tick parsed with the event's schema), for a query whose watermark they should move."""
+    set, for a query whose watermark they should move."""
     topic = getattr(settings.kafka, contract_key).name
-    schema = spark_schema(TOPIC_CONTRACTS[contract_key])
     valid = F.col("violation").isNull() & (F.lit(True) if with_ticks else ~F.col("tick"))
     columns = [*KAFKA_COLUMNS, "tick"] if with_ticks else KAFKA_COLUMNS
     return checked.where((F.col("kafka_topic") == topic) & valid).select(
-        F.from_json(F.col("value").cast("string"), schema).alias("event"), *columns
+        F.expr(native_check(TOPIC_CONTRACTS[contract_key]).event).alias("event"), *columns
     ).select("event.*", *columns)
+
+
+def explain_rejection(settings: Settings, topic: str, payload: bytes | None, received_at: datetime | None,
+                      native_reason: str) -> str:
+    """Pydantic's reason for a record the native check rejected: the same words the generator's
+    own check gives. Should pydantic accept it, the two checks disagree: the native reason stays,
+    marked so that the disagreement is seen (the parity test exists to keep this from happening)."""
+    key = topic_contracts(settings).get(topic)
+    if key is None or payload is None:
+        return native_reason
+    if received_at is not None and received_at.tzinfo is None:  # Spark's session time zone is UTC
+        received_at = received_at.replace(tzinfo=UTC)
+    reason, _tick = check_payload(TOPIC_CONTRACTS[key], payload, received_at)
+    return reason or f"{native_reason} (the streaming check refused a record pydantic accepts)"
 
 
 def dead_letter_rows(checked: DataFrame, stage: str) -> DataFrame:

@@ -96,7 +96,7 @@ def topic_events(spark: SparkSession, settings: Settings, topic_key: str, with_t
     needs several topics unions one source per topic, so each partition is scanned and
     contract-checked once per micro-batch (branches filtered out of one shared source would
     each scan all of it). ``with_ticks``: with the topic's ClockTicks (``contracts.valid_events``)."""
-    records = checked_records(kafka_stream(spark, settings, [topic_key]), settings)
+    records = checked_records(kafka_stream(spark, settings, [topic_key]), settings, [topic_key])
     return valid_events(records, settings, topic_key, with_ticks)
 
 
