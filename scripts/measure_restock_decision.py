@@ -61,18 +61,27 @@ def tracker_alive(settings: Settings, within_seconds: float = 60) -> bool:
         return cur.fetchone()[0] > 0
 
 
+FRESH = """NOT EXISTS (SELECT 1 FROM decisions d WHERE d.kind = 'restock' AND d.subject_key = {column}
+                     AND (d.status = 'open' OR d.closed_at > now() - make_interval(mins => %(decision_minutes)s)))
+   AND NOT EXISTS (SELECT 1 FROM alert_throttle t WHERE t.kind = 'stock.critical' AND t.subject_key = {column}
+                   AND t.last_sent_at > now() - make_interval(mins => %(email_minutes)s))"""
+
+
 def pick_products(settings: Settings, count: int) -> list[tuple[str, int]]:
-    """(product, stock) of the catalog products with the least stock, not in an open decision."""
+    """(product, stock) of the catalog products with the least stock, neither in a decision nor
+    emailed lately (either would be throttled)."""
+    params = {"decision_minutes": settings.decisions.throttle_minutes, "email_minutes": settings.alerting.throttle_minutes,
+              "count": count}
     with db.connect(settings) as conn, conn.cursor() as cur:
-        cur.execute("""
-        SELECT s.product_id, s.stock FROM inventory_stock s
-        WHERE s.in_catalog AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.kind = 'restock'
-              AND d.subject_key = s.product_id AND (d.status = 'open' OR d.closed_at > now() - make_interval(mins => %s)))
-        ORDER BY s.stock, s.product_id LIMIT %s""", (settings.decisions.throttle_minutes, count))
+        cur.execute(f"""SELECT s.product_id, s.stock FROM inventory_stock s
+                        WHERE s.in_catalog AND {FRESH.format(column="s.product_id")}
+                        ORDER BY s.stock, s.product_id LIMIT %(count)s""", params)
         rows = cur.fetchall()
         if len(rows) < count:  # a tracker that has seen little: catalog products it does not know yet
-            cur.execute("SELECT product_id, initial_stock FROM product_catalog ORDER BY initial_stock, product_id LIMIT %s",
-                        (count - len(rows),))
+            cur.execute(f"""SELECT c.product_id, c.initial_stock FROM product_catalog c
+                            WHERE NOT EXISTS (SELECT 1 FROM inventory_stock s WHERE s.product_id = c.product_id)
+                            AND {FRESH.format(column="c.product_id")}
+                            ORDER BY c.initial_stock, c.product_id LIMIT %(count)s""", {**params, "count": count - len(rows)})
             rows += cur.fetchall()
     return rows
 
