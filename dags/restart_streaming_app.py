@@ -37,8 +37,9 @@ Airflow stops the running Spark process (its queries are asked to stop) and star
 every query resumes from its checkpoint. The restart does not use up the task's retries, and
 the pipeline's graph shows it as a new try.
 
-Locally every app shares one Spark application (`run_all_apps`): restarting one app restarts
-that application, and every app in it resumes from its own checkpoints. On a cluster
+Locally the apps share two Spark applications, the marts (`run_marts`) and the bulk work
+(`run_bulk`): restarting one app restarts its application, and every app in it resumes from its
+own checkpoints. On a cluster
 (`GLOBALMART_STREAMING__ONE_APPLICATION=false`) only the chosen app restarts.
 
 The run succeeds once every query of the app reports under a new run id; the log shows

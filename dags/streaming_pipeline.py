@@ -42,7 +42,9 @@ Press **Trigger** to start the Spark Structured Streaming apps (Kafka → Postgr
 the data lake) and keep them running, supervised, until the run is stopped.
 
 - **run_&lt;process&gt;**: one `spark-submit` per process (master from the `spark_default`
-  connection). Locally all apps share one Spark application (`run_all_apps`); with
+  connection). Locally the marts share one Spark application (`run_marts`: sales, anomalies,
+  stock, every half second) and the bulk work another (`run_bulk`: sessions and the lake, at a
+  lower CPU priority, so their long batches never hold up a mart batch); with
   `GLOBALMART_STREAMING__ONE_APPLICATION=false` each app has its own. When a process dies
   the task fails and **retries: that is the restart** (up to {supervision.restart_retries} times,
   exponential backoff from {supervision.restart_delay_seconds:.0f} s), resuming from the apps'

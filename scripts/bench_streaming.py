@@ -1,13 +1,15 @@
 """Streaming benchmark: sustained input rate, consumer lag, and event → PostgreSQL latency.
 
 In a sandbox (private topics, database, lake) next to the running platform (Kafka,
-PostgreSQL, Airflow), starts all five streaming apps as the platform does (one Spark
-application, or one per app with GLOBALMART_STREAMING__ONE_APPLICATION=false), then drives the
-generator in real-time mode at each rate for the given minutes. For each rate it prints:
+PostgreSQL, Airflow), starts all five streaming apps as the platform does (the marts and the
+bulk work in two Spark applications, or one per app with
+GLOBALMART_STREAMING__ONE_APPLICATION=false), then drives the generator in real-time mode at
+each rate for the given minutes. For each rate it prints:
 
 - input and processed rates, and every query's consumer lag (records behind the topic end)
-  at the start and the end of the second half of the run, with its slope: flat lag means
-  the rate is sustained;
+  over the second half of the run, with a verdict: sustained when the peaks of its lag (the
+  largest lag in each stretch of two triggers, so the trigger's saw-tooth does not count) stay
+  level (``globalmart.streaming.lag``);
 - latency from an event's arrival in Kafka (its broker timestamp) to the PostgreSQL commit
   of the micro-batch that carried it, p50/p95/p99, for the marts that are updated as events
   arrive (sales windows, anomalies, stock);
@@ -16,6 +18,12 @@ generator in real-time mode at each rate for the given minutes. For each rate it
 - the CPU the streaming processes used (cores, averaged over the run).
 
     .venv/bin/python scripts/bench_streaming.py --rates 500,20000 --minutes 10
+    .venv/bin/python scripts/bench_streaming.py --rates 500,3000 --minutes 5 --compare 8e05041
+
+``--compare REV`` runs each rate twice, back to back: first the apps of commit REV (checked out
+into a git worktree under .state/bench/, run as that commit ran them: every app in one Spark
+application, its own defaults), then the apps of this tree, and prints a side-by-side table.
+The harness (generator, measurements) is this tree's for both, so only the apps differ.
 
 The raw figures go to a JSON file and a plot of lag and latency to a PNG next to it.
 """
@@ -25,7 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -41,7 +49,10 @@ from globalmart.generator.publisher import Progress, run
 from globalmart.generator.traffic import TrafficConfig
 from globalmart.platform.secrets import ensure_secrets
 from globalmart.settings import PROJECT_ROOT, Settings, load_settings
-from globalmart.streaming.launch import start_all, stop_app
+from globalmart.settings import env_overrides
+from globalmart.spark import SPARK_JOBS_DIR, submit_environment
+from globalmart.streaming.lag import lag_verdict
+from globalmart.streaming.launch import APPS, app_command, app_of, start_all, stop_app, trigger_of
 from globalmart.streaming.sandbox import sandbox
 
 # the queries whose marts change as events arrive; sessions close 30 minutes after their last
@@ -128,20 +139,17 @@ def batch_latencies(settings: Settings, since: datetime) -> dict[str, dict]:
     return results
 
 
+def input_rates(settings: Settings, since: datetime) -> dict[str, float]:
+    """Records per second each query read since ``since``."""
+    with db.connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT query_name, sum(input_rows), extract(epoch FROM max(trigger_at) - min(trigger_at)) "
+                    "FROM stream_progress WHERE trigger_at >= %s GROUP BY query_name", (since,))
+        return {name: round(float(rows) / float(seconds), 1) if seconds else 0.0 for name, rows, seconds in cur.fetchall()}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def slope_per_minute(samples: list[tuple[float, int]]) -> float:
-    if len(samples) < 2:
-        return 0.0
-    xs = [t for t, _ in samples]
-    ys = [v for _, v in samples]
-    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
-    cov = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
-    var = sum((x - mean_x) ** 2 for x in xs) or 1.0
-    return cov / var * 60
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -187,6 +195,7 @@ def bench_rate(settings: Settings, rate: int, minutes: float, seed: int, process
     report = reports[0]
     second_half = {name: [(t, v) for t, v in samples if t >= minutes * 30] for name, samples in lags.items()}
     latencies = batch_latencies(settings, started_at)
+    inputs = input_rates(settings, started_at)
     return {
         "rate": rate,
         "minutes": minutes,
@@ -196,8 +205,8 @@ def bench_rate(settings: Settings, rate: int, minutes: float, seed: int, process
         "streaming_cores": round(streaming_cores, 2),
         "lag": {
             name: {"start": samples[0][1] if samples else None, "end": samples[-1][1] if samples else None,
-                   "max": max((v for _, v in samples), default=None),
-                   "slope_per_minute": round(slope_per_minute(samples), 1)}
+                   "max": max((v for _, v in samples), default=None), "input_per_second": inputs.get(name, 0.0),
+                   **vars(lag_verdict(samples, trigger_of(settings, app_of(name)), inputs.get(name, 0.0)))}
             for name, samples in sorted(second_half.items())
         },
         "lag_series": {name: samples for name, samples in lags.items()},
@@ -225,15 +234,81 @@ def plot(results: list[dict], path: Path) -> Path | None:
     for row, result in zip(axes, results, strict=True):
         for name, samples in sorted(result["lag_series"].items()):
             row[0].plot([t / 60 for t, _ in samples], [v for _, v in samples], label=name)
-        row[0].set(title=f"{result['rate']:,} events/s: consumer lag", xlabel="minutes", ylabel="records behind")
+        row[0].set(title=f"{result['rate']:,} events/s ({result.get('code', 'this tree')}): consumer lag", xlabel="minutes", ylabel="records behind")
         row[0].legend(fontsize=7)
         names = sorted(result["latency_samples"])
         row[1].boxplot([result["latency_samples"][n] for n in names], showfliers=False)
         row[1].set_xticks(range(1, len(names) + 1), [n.split(".")[0] + "\n" + n.split(".")[1] for n in names], fontsize=7)
-        row[1].set(title=f"{result['rate']:,} events/s: event → PostgreSQL latency", ylabel="seconds")
+        row[1].set(title=f"{result['rate']:,} events/s ({result.get('code', 'this tree')}): event → PostgreSQL latency", ylabel="seconds")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def revision_tree(revision: str) -> Path:
+    """A git worktree of ``revision`` under .state/bench/ (made once, reused)."""
+    sha = subprocess.run(["git", "rev-parse", "--short", revision], cwd=PROJECT_ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    tree = PROJECT_ROOT / ".state" / "bench" / f"rev-{sha}"
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=PROJECT_ROOT, check=True)
+    return tree
+
+
+def start_revision_apps(settings: Settings, tree: Path, checkpoints: Path, logs: Path) -> dict[str, subprocess.Popen]:
+    """The apps of another commit's tree, all in one Spark application (as commits before the
+    marts/bulk split ran them), with that commit's code and defaults: only the sandbox (topics,
+    database, lake) and the state directory come from here."""
+    command = [arg.replace(str(SPARK_JOBS_DIR), str(tree / "spark_jobs")) for arg in app_command(settings, APPS, checkpoints)]
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GLOBALMART_STREAMING__")},
+           **submit_environment(settings), **env_overrides(settings),
+           "PYTHONPATH": f"{tree / 'include'}:{tree}", "GLOBALMART_STATE_DIR": str(settings.state_dir)}
+    log = open(logs / "revision.log", "ab")  # noqa: SIM115 - the child process owns it
+    return {"all_apps": subprocess.Popen(command, env=env, cwd=tree, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)}
+
+
+def run_one(rate: int, args, tree: Path | None) -> dict:
+    with sandbox(ensure_secrets(load_settings()), "bench") as (settings, folder):
+        service.load_catalog(settings)
+        if tree is None:
+            apps = start_all(settings, folder / "checkpoints", folder / "logs")
+        else:
+            apps = start_revision_apps(settings, tree, folder / "checkpoints", folder / "logs")
+        try:
+            time.sleep(30)  # the apps' JVMs start and run their first (empty) batches
+            label = "this tree" if tree is None else tree.name
+            print(f"\n== {rate:,} events/s for {args.minutes} min: {label}", flush=True)
+            result = bench_rate(settings, rate, args.minutes, args.seed, [p.pid for p in apps.values()])
+        finally:
+            for process in apps.values():
+                stop_app(process)
+    result["code"] = "this tree" if tree is None else tree.name
+    print(json.dumps({k: v for k, v in result.items() if not k.endswith(("_series", "_samples"))}, indent=2), flush=True)
+    return result
+
+
+def side_by_side(pairs: list[tuple[dict, dict]]) -> str:
+    """One line per rate and query: p95 latency, lag verdict, CPU, before → after."""
+    lines = [f"{'rate':>7} {'query':<34} {'p95 s before':>12} {'p95 s after':>11} {'sustained before':>17} "
+             f"{'sustained after':>16}"]
+    for before, after in pairs:
+        names = sorted(set(before["lag"]) | set(after["lag"]))
+        for name in names:
+            def p95(result):
+                figure = result["latency_seconds"].get(name, {}).get("p95")
+                return f"{figure:.2f}" if figure is not None else "-"
+
+            def sustained(result):
+                lag = result["lag"].get(name)
+                return "-" if lag is None else ("yes" if lag["sustained"] else f"no (+{lag['peak_slope_per_minute']:,.0f}/min)")
+
+            lines.append(f"{before['rate']:>7,} {name:<34} {p95(before):>12} {p95(after):>11} {sustained(before):>17} "
+                         f"{sustained(after):>16}")
+        lines.append(f"{before['rate']:>7,} {'(streaming cores)':<34} {before['streaming_cores']:>12} "
+                     f"{after['streaming_cores']:>11}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -241,25 +316,22 @@ def main() -> None:
     parser.add_argument("--rates", default="500,20000", help="events/s, comma-separated")
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--compare", metavar="REV", help="first run the apps of this commit at each rate, then this tree's")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / ".state" / "bench" / "streaming.json")
     args = parser.parse_args()
-    results = []
+    tree = revision_tree(args.compare) if args.compare else None
+    results, pairs = [], []
     for rate in (int(r) for r in args.rates.split(",")):
-        with sandbox(ensure_secrets(load_settings()), "bench") as (settings, folder):
-            service.load_catalog(settings)
-            apps = start_all(settings, folder / "checkpoints", folder / "logs")
-            try:
-                time.sleep(30)  # the apps' JVMs start and run their first (empty) batches
-                print(f"\n== {rate:,} events/s for {args.minutes} min", flush=True)
-                result = bench_rate(settings, rate, args.minutes, args.seed, [p.pid for p in apps.values()])
-            finally:
-                for process in apps.values():
-                    stop_app(process)
-            results.append(result)
-            print(json.dumps({k: v for k, v in result.items() if not k.endswith(("_series", "_samples"))}, indent=2), flush=True)
+        before = run_one(rate, args, tree) if tree else None
+        after = run_one(rate, args, None)
+        results += [r for r in (before, after) if r]
+        if before:
+            pairs.append((before, after))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     picture = plot(results, args.out.with_suffix(".png"))
+    if pairs:
+        print("\n" + side_by_side(pairs))
     print(f"\nfigures: {args.out}" + (f", plot: {picture}" if picture else ""))
 
 

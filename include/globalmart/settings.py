@@ -186,11 +186,15 @@ class SparkSettings(BaseModel):
 class StreamingSettings(BaseModel):
     """The Spark Structured Streaming apps: triggers, watermarks, batch sizes, checkpoints."""
 
-    # every app in one Spark application (one JVM, one Python worker pool): far cheaper on one
-    # machine; false: one spark-submit per app, as on a cluster
+    # the apps share two Spark applications, the marts and the bulk work (streaming.launch.APPLICATIONS):
+    # far cheaper on one machine than one each, and the marts' batches never queue behind the bulk
+    # ones; false: one spark-submit per app, as on a cluster
     one_application: bool = True
+    # the bulk applications (sessions, the lake) run this much nicer than the marts: on a small
+    # machine the CPU goes to the half-second mart batches first (0: same priority)
+    bulk_niceness: int = Field(10, ge=0, le=19)
     driver_memory: str = "2g"  # of each streaming spark-submit
-    trigger_seconds: float = Field(1.0, gt=0)  # micro-batch interval of the mart apps
+    trigger_seconds: float = Field(0.5, gt=0)  # micro-batch interval of the mart apps
     archive_trigger_seconds: float = Field(60.0, gt=0)  # the lake gets fewer, larger Parquet files
     # sessions close 30 and carts are abandoned 15 minutes after their last event: a short
     # trigger would buy no freshness, only per-batch cost taken from the 1-second marts

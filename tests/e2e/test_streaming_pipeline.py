@@ -20,7 +20,7 @@ from globalmart import db
 from globalmart.streaming.control import AirflowApi, pipeline_jvms, poll_until, query_runs, wait_for_restart
 
 APP = "sales_metrics"
-TASK = "run_all_apps"
+TASK = "run_marts"  # sales_metrics shares the marts application
 
 
 def incidents_since(settings, subject: str, moment: datetime) -> list[tuple]:

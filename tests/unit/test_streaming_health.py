@@ -52,9 +52,9 @@ def test_fresh_heartbeats_and_no_backlog_are_healthy():
 def test_silence_of_every_app_past_the_timeout_is_down_for_the_whole_process():
     queries = [query(seen=61), query(app="anomaly_detector", part="rules", seen=70)]
     health = check(queries)
-    assert health.keys == {("all_apps", "down")}
+    assert health.keys == {("marts", "down")}
     # the other app of the same process sees the same incident, so it is emailed once
-    assert check(queries, app="anomaly_detector").keys == {("all_apps", "down")}
+    assert check(queries, app="anomaly_detector").keys == {("marts", "down")}
     assert "sales_metrics.windows last heard from 61 s ago" in health.findings[0].reason
     assert health.findings[0].figures == {"affected": ["anomaly_detector", "sales_metrics"]}
 
@@ -62,7 +62,7 @@ def test_silence_of_every_app_past_the_timeout_is_down_for_the_whole_process():
 def test_one_silent_query_is_down_for_its_app_alone_and_named():
     queries = [query(seen=61), query(part="totals"), query(app="anomaly_detector", part="rules")]
     health = check(queries)
-    assert health.keys == {("sales_metrics", "down")}  # not "all_apps": the process is alive
+    assert health.keys == {("sales_metrics", "down")}  # not "marts": the process is alive
     assert health.findings[0].figures == {"affected": ["sales_metrics.windows"]}
     assert health.findings[0].reason == "sales_metrics.windows last heard from 61 s ago (timeout 60 s)"
     assert check(queries, app="anomaly_detector").healthy  # the other app's supervisor has nothing to say
@@ -83,7 +83,7 @@ def test_a_process_seen_dying_stays_down_until_every_app_reports_again():
     died = NOW - timedelta(seconds=8)
     before_death = [query(seen=10), query(app="anomaly_detector", part="rules", seen=10)]
     health = assess("sales_metrics", GROUP, before_death, {}, {m: LIMITS for m in GROUP}, SINCE, NOW, down_since=died)
-    assert health.keys == {("all_apps", "down")}  # well within the heartbeat timeout, yet down
+    assert health.keys == {("marts", "down")}  # well within the heartbeat timeout, yet down
     half_back = [query(seen=1), query(app="anomaly_detector", part="rules", seen=10)]
     assert assess("sales_metrics", GROUP, half_back, {}, {m: LIMITS for m in GROUP}, SINCE, NOW,
                   down_since=died).findings[0].figures == {"affected": ["anomaly_detector"]}
@@ -95,7 +95,7 @@ def test_apps_not_heard_from_since_supervision_began_have_the_startup_grace():
     old = [query(seen=3600, status="stopped"), query(app="anomaly_detector", part="rules", seen=3600)]
     assert check(old, since=NOW - timedelta(seconds=121)).healthy  # twice the heartbeat timeout: still starting
     health = check(old, since=NOW - timedelta(seconds=301))
-    assert health.keys == {("all_apps", "down")}
+    assert health.keys == {("marts", "down")}
     assert "not heard from in the 301 s since supervision began (startup grace 300 s)" in health.findings[0].reason
 
 
@@ -287,7 +287,7 @@ def replay(judge) -> list[str]:
         marks = {app: {"0": high_water(t)} for app in APPS}
         for app in APPS:
             mine = {key for key in open_incidents if key[0] in subjects(app, APPS)}
-            keys, memory[app] = judge(app, queries, marks, since, now, open_incidents.get(("all_apps", "down")),
+            keys, memory[app] = judge(app, queries, marks, since, now, open_incidents.get(("marts", "down")),
                                       memory[app])
             for key in sorted(keys - mine):
                 open_incidents[key] = now

@@ -4,16 +4,20 @@ from pathlib import Path
 
 import pytest
 
-from globalmart.streaming.launch import ALL_APPS, APPS, app_command, groups
+from globalmart.streaming.launch import ALL_APPS, APPS, BULK, MARTS, app_command, groups, is_bulk, process_name
 
 
 def with_one_application(settings, value: bool):
     return settings.model_copy(update={"streaming": settings.streaming.model_copy(update={"one_application": value})})
 
 
-def test_one_application_hosts_every_app_in_one_process(settings):
-    assert groups(with_one_application(settings, True)) == [APPS]
+def test_the_marts_and_the_bulk_work_run_in_two_applications_or_each_app_in_its_own(settings):
+    assert groups(with_one_application(settings, True)) == [MARTS, BULK]
+    assert [process_name(group) for group in groups(with_one_application(settings, True))] == ["marts", "bulk"]
+    assert groups(with_one_application(settings, True), ["sales_metrics", "raw_archiver"]) == [("sales_metrics",), ("raw_archiver",)]
     assert groups(with_one_application(settings, False)) == [(app,) for app in APPS]
+    assert process_name(["sales_metrics", "anomaly_detector"]) == "marts" and process_name(APPS) == ALL_APPS
+    assert is_bulk(BULK) and is_bulk(["sessions"]) and not is_bulk(["sessions", "sales_metrics"]) and not is_bulk([])
 
 
 def test_a_process_of_several_apps_runs_all_apps_with_their_names(settings):

@@ -45,14 +45,15 @@ def test_pipeline_runs_each_group_and_supervises_each_app():
 
     dag = parse_dag_files().dags["streaming_pipeline"]
     settings = Settings()
-    assert sorted(dag.task_ids) == sorted(["run_all_apps"] + [f"supervise_{app}" for app in
-                                                            ("sales_metrics", "anomaly_detector", "inventory_tracker",
-                                                             "sessions", "raw_archiver")])
-    run = dag.get_task("run_all_apps")
+    assert sorted(dag.task_ids) == sorted(["run_marts", "run_bulk"] + [f"supervise_{app}" for app in
+                                                                    ("sales_metrics", "anomaly_detector", "inventory_tracker",
+                                                                     "sessions", "raw_archiver")])
+    assert dag.get_task("run_bulk").group == ("sessions", "raw_archiver")
+    run = dag.get_task("run_marts")
     assert run.retries == settings.supervision.restart_retries and run.retry_exponential_backoff
     assert run._conn_id == "spark_default"
     assert run.on_retry_callback and run.on_failure_callback
-    assert dag.get_task("supervise_sessions").group == run.group
+    assert dag.get_task("supervise_anomaly_detector").group == run.group
 
 
 def test_incident_and_recovery_emails_carry_the_facts():

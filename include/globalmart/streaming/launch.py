@@ -1,9 +1,14 @@
 """Start the streaming apps as spark-submit processes (benchmarks, quality runs, tests, the CLI).
 
 A process hosts one app (``spark_jobs/streaming/<app>.py``) or several in one Spark
-application (``spark_jobs/streaming/all_apps.py``); ``settings.streaming.one_application``
-says which the platform uses. Each process runs in its own process group so that it can be
-stopped (SIGTERM) or killed (SIGKILL) whole: spark-submit, the driver JVM and its Python workers.
+application (``spark_jobs/streaming/all_apps.py``). With ``settings.streaming.one_application``
+(the local default) the apps share two applications (``APPLICATIONS``): the marts, whose
+batches every half second carry the freshest figures and the fraud alerts, and the bulk work
+(sessions' 30 s and the lake's 60 s batches), which would otherwise hold the task slots for
+seconds while a mart batch waits (the FAIR scheduler does not preempt), and which runs at a
+lower CPU priority (``runner.lower_priority``). Otherwise each app has its own application, as
+on a cluster. Each process runs in its own process group so that it can be stopped (SIGTERM)
+or killed (SIGKILL) whole: spark-submit, the driver JVM and its Python workers.
 """
 
 from __future__ import annotations
@@ -17,17 +22,31 @@ from pathlib import Path
 from globalmart.settings import Settings, env_overrides
 from globalmart.spark import submit_command, submit_environment
 
-APPS = ("sales_metrics", "anomaly_detector", "inventory_tracker", "sessions", "raw_archiver")
+MARTS = ("sales_metrics", "anomaly_detector", "inventory_tracker")
+BULK = ("sessions", "raw_archiver")
+APPS = MARTS + BULK
+APPLICATIONS = {"marts": MARTS, "bulk": BULK}
 ALL_APPS = "all_apps"
 
 
 def process_name(apps: Sequence[str]) -> str:
-    return apps[0] if len(apps) == 1 else ALL_APPS
+    """The name of the process hosting ``apps``: the app's own, its application's, or ``all_apps``."""
+    if len(apps) == 1:
+        return apps[0]
+    return next((name for name, members in APPLICATIONS.items() if set(apps) <= set(members)), ALL_APPS)
 
 
 def groups(settings: Settings, apps: Sequence[str] = APPS) -> list[tuple[str, ...]]:
-    """The apps each process hosts: all in one, or one each."""
-    return [tuple(apps)] if settings.streaming.one_application else [(app,) for app in apps]
+    """The apps each process hosts: as ``APPLICATIONS`` groups them, or one each."""
+    if not settings.streaming.one_application:
+        return [(app,) for app in apps]
+    hosted = [tuple(app for app in members if app in apps) for members in APPLICATIONS.values()]
+    return [group for group in hosted if group]
+
+
+def is_bulk(apps: Sequence[str]) -> bool:
+    """Whether a process hosts bulk work only, to run at a lower CPU priority than the marts."""
+    return bool(apps) and set(apps) <= set(BULK)
 
 
 def entry_point(apps: Sequence[str], checkpoint_root: Path, available_now: bool = False) -> tuple[str, list[str]]:
@@ -104,3 +123,15 @@ def stop_app(process: subprocess.Popen, kill: bool = False, timeout: float = 60)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         return process.wait(timeout)
+
+
+def app_of(query_name: str) -> str:
+    """Query names are ``<app>.<part>``."""
+    return query_name.split(".", 1)[0]
+
+
+def trigger_of(settings: Settings, app: str) -> float:
+    """Seconds between an app's micro-batches."""
+    streaming = settings.streaming
+    return {"sessions": streaming.session_trigger_seconds,
+            "raw_archiver": streaming.archive_trigger_seconds}.get(app, streaming.trigger_seconds)

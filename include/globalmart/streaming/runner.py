@@ -3,8 +3,8 @@
 An app is a spark-submit entry point whose ``main()`` hands ``run()`` the function that starts
 its streaming queries. ``run()`` can also host several apps in one Spark application
 (``spark_jobs/streaming/all_apps.py``): on a small machine one JVM and one Python worker pool
-for every query cost far less than one per app, and each app gets its own FAIR scheduler
-pool so that a slow app does not hold up the others' batches. Either way each app keeps its
+for several apps cost far less than one each, and each app gets its own FAIR scheduler pool.
+An application of bulk work only (``launch.is_bulk``) lowers its own CPU priority. Either way each app keeps its
 own checkpoints (``<checkpoint root>/<app>/``), so the two ways of running are interchangeable.
 
 ``run()`` records every micro-batch's progress in PostgreSQL (``stream_progress``,
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -37,6 +38,7 @@ from pyspark.sql.streaming.listener import QueryIdleEvent, QueryProgressEvent, Q
 
 from globalmart.settings import Settings, get_settings
 from globalmart.streaming.contracts import checked_records, valid_events
+from globalmart.streaming.launch import app_of, is_bulk
 from globalmart.streaming.sink import BatchHandler, ExactlyOnceSink
 
 log = logging.getLogger(__name__)
@@ -128,11 +130,6 @@ def with_trigger(writer, options: RunOptions, seconds: float | None = None):
     if options.available_now:
         return writer.trigger(availableNow=True)
     return writer.trigger(processingTime=f"{seconds or options.trigger_seconds} seconds")
-
-
-def app_of(query_name: str) -> str:
-    """Query names are ``<app>.<part>``."""
-    return query_name.split(".", 1)[0]
 
 
 class _JsonEvents:
@@ -339,6 +336,27 @@ def restart_delay(restarts_done: int, base_seconds: float) -> float:
     return base_seconds * 2 ** restarts_done
 
 
+SPARK_SUBMIT_JVM = b"org.apache.spark.deploy.SparkSubmit"
+
+
+def lower_priority(niceness: int) -> bool:
+    """Make this Spark application nicer: every thread of every process in its process group
+    (spark-submit's JVM, this driver, the Python workers; threads started later inherit it).
+    Only when the group is the application's own (the launchers start spark-submit in a new
+    session): a driver run by hand or by a test must not renice its caller."""
+    leader = os.getpgrp()
+    try:
+        own_group = SPARK_SUBMIT_JVM in Path(f"/proc/{leader}/cmdline").read_bytes()
+    except OSError:
+        own_group = False
+    if not own_group:
+        log.info("not lowering the CPU priority: process group %s is not a spark-submit of its own", leader)
+        return False
+    os.setpriority(os.PRIO_PGRP, leader, niceness)  # PRIO_PGRP reaches every thread, PRIO_PROCESS only one
+    log.info("bulk work: CPU priority lowered to nice %s (process group %s)", niceness, leader)
+    return True
+
+
 def run(name: str, apps: dict[str, StartQueries], argv=None) -> None:
     """Run the queries of ``apps`` in one Spark application named ``name`` until it is stopped
     (SIGTERM/SIGINT), its queries end (``--available-now``) or every one has failed for good."""
@@ -346,6 +364,8 @@ def run(name: str, apps: dict[str, StartQueries], argv=None) -> None:
     settings = get_settings()
     args = parse_args(name, settings, argv)
     spark = streaming_session(name, settings)
+    if is_bulk(list(apps)) and settings.streaming.bulk_niceness:
+        lower_priority(settings.streaming.bulk_niceness)
     recorder = ProgressRecorder(settings)
     spark.streams.addListener(recorder)
     supervised: dict[str, Supervised] = {}
