@@ -8,8 +8,13 @@ through the DevTools protocol (``tests/devtools_browser.py``): it signs in, open
 the sidebar as a user does, and captures it. The navigation entry is the running platform's
 Airflow UI (``make run``), signed in as its admin: Plugins → GlobalMart analytics.
 
+With ``--live`` the real-time pages are captured from the platform's own dashboards service
+instead, showing whatever the live marts hold (run traffic and the streaming apps first:
+docs/walkthrough.md); they are written as ``live_<page>.png``.
+
     .venv/bin/python scripts/capture_dashboard_screenshots.py            # both
     .venv/bin/python scripts/capture_dashboard_screenshots.py --only airflow
+    .venv/bin/python scripts/capture_dashboard_screenshots.py --live
 """
 
 from __future__ import annotations
@@ -42,16 +47,22 @@ PAGES = {  # sidebar title → file name
 }
 
 
-async def capture_dashboards(browser: Browser, url: str, user: str, password: str) -> None:
+LIVE_PAGES = ["Live sales", "Anomalies", "Inventory", "Funnel and abandonment", "Platform health"]
+
+
+async def capture_dashboards(browser: Browser, url: str, user: str, password: str, titles: list[str] | None = None,
+                             prefix: str = "dashboard") -> None:
     await sign_in_to_dashboards(browser, url, user, password)
     await browser.wait_for("document.querySelectorAll('[data-testid=stSidebarNav] a').length >= 7")
     for title, name in PAGES.items():
+        if titles is not None and title not in titles:
+            continue
         await browser.click_text("[data-testid=stSidebarNav] a", title)
         await browser.wait_for(f"[...document.querySelectorAll('h1')].some(h => h.innerText.includes({json.dumps(title)}))")
         await asyncio.sleep(2)  # the charts draw after the script's last element arrives
         await browser.wait_for(STREAMLIT_SETTLED)
-        size = await browser.capture(OUTPUT / f"dashboard_{name}.png")
-        print(f"  {title}: docs/screenshots/dashboard_{name}.png ({size // 1024} KiB)")
+        size = await browser.capture(OUTPUT / f"{prefix}_{name}.png")
+        print(f"  {title}: docs/screenshots/{prefix}_{name}.png ({size // 1024} KiB)")
 
 
 async def capture_airflow_navigation(browser: Browser, settings: Settings) -> None:
@@ -100,6 +111,19 @@ def capture_all_dashboards(settings: Settings) -> None:
             server.wait(timeout=30)
 
 
+def capture_live(settings: Settings) -> None:
+    """The real-time pages as the platform's dashboards service shows them now."""
+    wait_http(f"{settings.dashboards.url}/_stcore/health", seconds=10)
+
+    async def run() -> None:
+        with chromium() as page_socket:
+            async with Browser(page_socket) as browser:
+                await capture_dashboards(browser, settings.dashboards.url, settings.dashboards.user,
+                                         settings.dashboards.password.get_secret_value(), LIVE_PAGES, "live")
+
+    asyncio.run(run())
+
+
 def capture_airflow(settings: Settings) -> None:
     wait_http(f"{settings.airflow.url}/api/v2/monitor/health", seconds=10)
 
@@ -114,9 +138,13 @@ def capture_airflow(settings: Settings) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=["dashboards", "airflow"], help="capture only these")
+    parser.add_argument("--live", action="store_true", help="the real-time pages of the platform's dashboards")
     args = parser.parse_args()
     settings = load_settings()
     OUTPUT.mkdir(parents=True, exist_ok=True)
+    if args.live:
+        capture_live(settings)
+        return
     if args.only in (None, "dashboards"):
         capture_all_dashboards(settings)
     if args.only in (None, "airflow"):
