@@ -66,7 +66,10 @@ the scheduler closes it as **{default_option(kind, settings)}** and `record` ema
 PostgreSQL's `decisions` table. Settings: `GLOBALMART_DECISIONS__*`.
 """,
     ) as dag:
-        decide = DecisionOperator(task_id=DECIDE_TASK, kind=kind, settings=settings)
+        # a failed try is infrastructure (Airflow 3.3's resume race, a database hiccup): retried soon,
+        # and the retry takes the answer the failed try had received
+        decide = DecisionOperator(task_id=DECIDE_TASK, kind=kind, settings=settings,
+                                  retry_delay=timedelta(seconds=5), retry_exponential_backoff=False)
 
         @task(retries=3, retry_delay=timedelta(seconds=30))
         def record(answer: dict, dag_run=None) -> dict:

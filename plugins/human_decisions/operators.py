@@ -55,6 +55,9 @@ class DecisionOperator(HITLOperator):
         decision_id = conf.get("decision_id")
         if not decision_id:
             raise ValueError("this run has no decision_id in its conf: decisions are opened by the alerts DAG")
+        earlier = self._answer_of_an_earlier_try(context, decision_id)
+        if earlier is not None:
+            return earlier
         form = prepare_form(self.settings, decision_id, utcnow())
         self.subject, self.body = form.subject, form.body
         self.response_timeout = form.response_timeout
@@ -65,6 +68,23 @@ class DecisionOperator(HITLOperator):
         self.log.info("decision %s waits for an answer (timeout %s): %s", decision_id, self.response_timeout,
                       self.subject)
         return super().execute(context)
+
+    def _answer_of_an_earlier_try(self, context, decision_id: str) -> dict | None:
+        """The answer an earlier try received, if the decision is still open.
+
+        Airflow 3.3 can fail a try that is resuming with an answer (an answer within a second of
+        the task parking races the executor's report of the parked process: "TI was not in the
+        running state", then up_for_retry). The retry would ask again, and its upsert of the
+        form clears the answer: the person's decision would be lost. The answer is still on
+        the task instance (one form per task instance, kept across tries) until this try
+        writes its own, so it is taken from there (the REST API: a task's own execution API
+        has no call for it)."""
+        ti = context["ti"]
+        if ti.try_number <= 1:
+            return None
+        from globalmart.decisions.service import earlier_answer
+
+        return earlier_answer(self.settings, decision_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         result = super().execute_complete(context, event)

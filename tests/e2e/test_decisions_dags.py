@@ -275,3 +275,41 @@ def test_an_open_decision_survives_an_airflow_restart(api):
     assert fresh.wait_run(dag_id, link.decision_id, seconds=180) == "success"
     (closed,) = decisions_about(settings, anomaly)
     assert (closed["outcome"], closed["decided_by"], closed["timed_out"]) == ("legitimate", settings.airflow.admin_user, False)
+
+
+def test_an_answer_given_the_moment_the_form_appears_is_not_lost(api):
+    """Airflow 3.3 can fail a try resuming with an answer that came within a second of the task
+    parking (the executor's report of the parked process races the resume); the retry must take
+    that answer instead of asking again and clearing it. Answered at once, several times."""
+    settings = api.settings
+    marker = f"P-hitl-race-{uuid.uuid4().hex[:8]}"
+    alerts = [fresh_alert for fresh_alert in (now_alert(stock_alert(f"{marker}-{n}", 1, state="critical", stock=1))
+                                              for n in range(3))]
+    from globalmart.alerting.messages import parse_alert
+    from globalmart.decisions.service import start_runs
+
+    with db.connect(settings) as conn:
+        links = open_for_alerts(conn, [parse_alert(orjson.dumps(a)) for a in alerts], settings, datetime.now(UTC))
+        conn.commit()
+    assert len(links) == 3 and start_runs(settings)["failed"] == 0
+    dag_id = settings.decisions.restock_dag_id
+    pending = {link.decision_id: 20 + n for n, link in enumerate(links.values())}
+    deadline = time.monotonic() + RUN_WAIT_SECONDS
+    while pending:  # answer each the moment its form is there (polling every 0.1 s)
+        for run_id, quantity in list(pending.items()):
+            ti = api.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{DECIDE_TASK}").json()
+            if ti.get("state") == "awaiting_input":
+                assert api.answer(dag_id, run_id, ["Reorder"], {"quantity": quantity}).status_code == 200
+                del pending[run_id]
+        assert time.monotonic() < deadline, f"never waiting: {pending}"
+        time.sleep(0.1)
+    tries = {}
+    for n, link in enumerate(links.values()):
+        assert api.wait_run(dag_id, link.decision_id, seconds=RUN_WAIT_SECONDS) == "success"
+        tries[link.decision_id] = api.get(f"/dags/{dag_id}/dagRuns/{link.decision_id}/taskInstances/{DECIDE_TASK}")["try_number"]
+    print(f"tries of decide: {tries}")
+    closed = {d["decision_id"]: d for d in decisions_about(settings, marker)}
+    for n, link in enumerate(links.values()):
+        d = closed[link.decision_id]
+        assert (d["status"], d["outcome"], d["quantity"], d["decided_by"]) == (
+            "closed", "reorder", 20 + n, settings.airflow.admin_user), d

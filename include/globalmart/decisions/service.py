@@ -176,3 +176,29 @@ def close(settings: Settings, decision_id: str, result: Mapping, now: datetime) 
     return {"decision_id": decision_id, "kind": decision.kind, "subject": decision.subject_key,
             "outcome": answer.outcome, "quantity": answer.quantity, "decided_by": answer.decided_by,
             "decided_at": answer.decided_at.isoformat(), "timed_out": answer.timed_out}
+
+
+def earlier_answer(settings: Settings, decision_id: str, dag_id: str, run_id: str, task_id: str,
+                   map_index: int = -1) -> dict | None:
+    """The answer the form of this task instance holds from an earlier try, while the decision
+    is open (see ``DecisionOperator``); None when there is none, or it was taken already."""
+    from globalmart.streaming.control import AirflowApi
+
+    with db.connect(settings) as conn:
+        decision = DecisionStore(conn).get(decision_id)
+    if decision is None or decision.status != "open":
+        return None  # cleared on purpose after the decision was taken: ask again
+    with AirflowApi(settings) as api:
+        response = api.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails")
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    detail = response.json()
+    if not detail.get("response_received") or not detail.get("chosen_options"):
+        return None
+    user = detail.get("responded_by_user")
+    log.info("decision %s was answered before this try (%s by %s): not asking again", decision_id,
+             detail["chosen_options"], (user or {}).get("name") or "the timeout")
+    return {"chosen_options": list(detail["chosen_options"]), "params_input": detail.get("params_input") or {},
+            "responded_at": datetime.fromisoformat(detail["responded_at"]), "responded_by_user": user,
+            "timed_out": not user}
