@@ -21,10 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -34,14 +31,15 @@ import httpx
 from confluent_kafka import Producer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
-
-from capture_dashboard_screenshots import OUTPUT, VIEWPORT, Browser, free_port, wait_http  # noqa: E402
+sys.path.insert(0, str(PROJECT_ROOT))
 
 from globalmart import db  # noqa: E402
 from globalmart.decisions.policy import DECIDE_TASK  # noqa: E402
 from globalmart.platform.secrets import ensure_secrets  # noqa: E402
 from globalmart.settings import load_settings  # noqa: E402
+from tests.devtools_browser import Browser, chromium  # noqa: E402
+
+OUTPUT = PROJECT_ROOT / "docs" / "screenshots"
 
 WAIT_SECONDS = 240
 
@@ -81,9 +79,6 @@ def decision_of(settings, alert_id: str):
 
 def main() -> None:
     settings = ensure_secrets(load_settings())
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        raise SystemExit("chromium is missing: apt-get install -y chromium")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     af = settings.airflow
     api = httpx.Client(base_url=af.url, timeout=30)
@@ -112,46 +107,34 @@ def main() -> None:
     link = re.search(r'href="([^"]*required_actions[^"]*)"', email["html"]).group(1).replace("&amp;", "&")
     print(f"decisions waiting: {restock[0]}, {fraud[0]}; email link {link}", flush=True)
 
-    profile = Path(tempfile.mkdtemp(prefix="globalmart_decision_screenshots_"))
-    debug_port = free_port()
-    browser_process = subprocess.Popen(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--remote-debugging-port={debug_port}", "--remote-debugging-address=127.0.0.1",
-         f"--user-data-dir={profile}", f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_http(f"http://127.0.0.1:{debug_port}/json/version")
-        target = next(t for t in httpx.get(f"http://127.0.0.1:{debug_port}/json/list").json() if t["type"] == "page")
-
         async def run() -> None:
-            async with Browser(target["webSocketDebuggerUrl"]) as browser:
-                await browser.send("Network.enable")
-                await browser.send("Network.setCookie", name="_token", value=token, url=af.url)
+            with chromium() as page_socket:
+                async with Browser(page_socket) as browser:
+                    await browser.send("Network.enable")
+                    await browser.send("Network.setCookie", name="_token", value=token, url=af.url)
 
-                async def shot(url: str, ready: str, name: str) -> None:
-                    await browser.send("Page.navigate", url=url)
-                    await browser.wait_for(ready, seconds=60)
-                    await asyncio.sleep(2)  # the tables and icons settle after the data arrives
-                    size = await browser.capture(OUTPUT / f"{name}.png")
-                    print(f"  docs/screenshots/{name}.png ({size // 1024} KiB)", flush=True)
+                    async def shot(url: str, ready: str, name: str) -> None:
+                        await browser.send("Page.navigate", url=url)
+                        await browser.wait_for(ready, seconds=60)
+                        await asyncio.sleep(2)  # the tables and icons settle after the data arrives
+                        size = await browser.capture(OUTPUT / f"{name}.png")
+                        print(f"  docs/screenshots/{name}.png ({size // 1024} KiB)", flush=True)
 
-                subject_of_restock = f"Restock {name}"
-                await shot(f"{af.url}/required_actions?response_received=false",
-                           f"document.body.innerText.includes({json.dumps(subject_of_restock)}) && "
-                           f"document.body.innerText.includes('Fraud review')", "decisions_required_actions")
-                await shot(f"{settings.smtp.inbox_url}/#/email/{email['id']}",
-                           f"!!document.querySelector('iframe') || document.body.innerText.includes({json.dumps(product)})",
-                           "decisions_alert_email")
-                await shot(link, "document.body.innerText.includes('Reorder') && document.body.innerText.includes('Ignore')",
-                           "decisions_email_link_landing")
-                fraud_url = (f"{af.url}/dags/{fraud[1]}/runs/{fraud[0]}/tasks/{DECIDE_TASK}/required_actions?map_index=-1")
-                await shot(fraud_url, "document.body.innerText.includes('Confirm fraud')", "decisions_fraud_review")
+                    subject_of_restock = f"Restock {name}"
+                    await shot(f"{af.url}/required_actions?response_received=false",
+                               f"document.body.innerText.includes({json.dumps(subject_of_restock)}) && "
+                               f"document.body.innerText.includes('Fraud review')", "decisions_required_actions")
+                    await shot(f"{settings.smtp.inbox_url}/#/email/{email['id']}",
+                               f"!!document.querySelector('iframe') || document.body.innerText.includes({json.dumps(product)})",
+                               "decisions_alert_email")
+                    await shot(link, "document.body.innerText.includes('Reorder') && document.body.innerText.includes('Ignore')",
+                               "decisions_email_link_landing")
+                    fraud_url = (f"{af.url}/dags/{fraud[1]}/runs/{fraud[0]}/tasks/{DECIDE_TASK}/required_actions?map_index=-1")
+                    await shot(fraud_url, "document.body.innerText.includes('Confirm fraud')", "decisions_fraud_review")
 
         asyncio.run(run())
     finally:
-        browser_process.terminate()
-        browser_process.wait(timeout=30)
-        shutil.rmtree(profile, ignore_errors=True)
         for (decision_id, dag_id), option, params in ((restock, "Ignore", {"quantity": 10}), (fraud, "Hold customer", {})):
             api.patch(f"/api/v2/dags/{dag_id}/dagRuns/{decision_id}/taskInstances/{DECIDE_TASK}/-1/hitlDetails",
                       json={"chosen_options": [option], "params_input": params})
