@@ -51,6 +51,7 @@ from globalmart.platform.secrets import ensure_secrets
 from globalmart.settings import PROJECT_ROOT, Settings, load_settings
 from globalmart.settings import env_overrides
 from globalmart.spark import SPARK_JOBS_DIR, submit_environment
+from globalmart.streaming.control import poll_until
 from globalmart.streaming.lag import lag_verdict
 from globalmart.streaming.launch import APPS, app_command, app_of, start_all, stop_app, trigger_of
 from globalmart.streaming.sandbox import sandbox
@@ -137,6 +138,15 @@ def batch_latencies(settings: Settings, since: datetime) -> dict[str, dict]:
         result["write_ms"].append(write_ms)
         result["batch_ms"].append(duration_ms)
     return results
+
+
+QUERIES = 10  # the five apps' queries: windows, rules, stock, two of sessions, four lake ones, dead letters
+
+
+def reporting_queries(settings: Settings) -> int:
+    with db.connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(DISTINCT query_name) FROM stream_progress")
+        return cur.fetchone()[0]
 
 
 def input_rates(settings: Settings, since: datetime) -> dict[str, float]:
@@ -277,7 +287,9 @@ def run_one(rate: int, args, tree: Path | None) -> dict:
         else:
             apps = start_revision_apps(settings, tree, folder / "checkpoints", folder / "logs")
         try:
-            time.sleep(30)  # the apps' JVMs start and run their first (empty) batches
+            started = time.monotonic()
+            poll_until("every query's first batch", lambda: reporting_queries(settings) >= QUERIES, timeout=900, every=2)
+            print(f"apps up and through their first batches in {time.monotonic() - started:.0f} s", flush=True)
             label = "this tree" if tree is None else tree.name
             print(f"\n== {rate:,} events/s for {args.minutes} min: {label}", flush=True)
             result = bench_rate(settings, rate, args.minutes, args.seed, [p.pid for p in apps.values()])

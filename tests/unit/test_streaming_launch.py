@@ -38,3 +38,13 @@ def test_a_process_of_one_app_runs_that_app(settings):
 def test_unknown_apps_are_refused_by_name(settings):
     with pytest.raises(ValueError, match="'nope'"):
         app_command(settings, ["sales_metrics", "nope"], Path("/cp"))
+
+
+def test_a_driver_not_started_by_spark_submit_leaves_its_callers_priority_alone():
+    import os
+
+    from globalmart.streaming.runner import lower_priority
+
+    before = os.getpriority(os.PRIO_PGRP, os.getpgrp())
+    assert lower_priority(5) is False
+    assert os.getpriority(os.PRIO_PGRP, os.getpgrp()) == before

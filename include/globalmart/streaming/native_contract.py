@@ -18,6 +18,10 @@ with ``spark.sql.variant.allowDuplicateKeys``, set by ``contracts.checked_record
 object with nothing but whitespace after it (Spark's parser stops at the end of the first value,
 so trailing content is checked here), UTF-8 only; numbers are read through their decimal text so
 that a float is the correctly rounded double pydantic would read.
+
+Every conversion is a ``try_`` form: Spark may compute a value's conversion ahead of the type
+check guarding it (common subexpressions are evaluated before the CASE that uses them), and a
+conversion that throws (10**30 as a BIGINT) would fail the whole micro-batch.
 """
 
 from __future__ import annotations
@@ -84,9 +88,9 @@ class _Translator:
         kind = f"schema_of_variant({x})"
         match schema["type"]:
             case "str":
-                return self._text(schema, f"variant_get({x}, '$', 'string')", f"{kind} = 'STRING'")
+                return self._text(schema, f"try_variant_get({x}, '$', 'string')", f"{kind} = 'STRING'")
             case "int":
-                number = f"variant_get({x}, '$', 'bigint')"
+                number = f"try_variant_get({x}, '$', 'bigint')"
                 bounds = self._bounds(schema, number)
                 return Value(f"({kind} = 'BIGINT' AND {bounds})", number, f"an integer{self._range(schema)}")
             case "float":
@@ -138,16 +142,16 @@ class _Translator:
 
     def _literal(self, expected: list, x: str, kind: str) -> Value:
         if all(isinstance(item, str) for item in expected):
-            text = f"variant_get({x}, '$', 'string')"
+            text = f"try_variant_get({x}, '$', 'string')"
             choices = ", ".join(sql_text(item) for item in expected)
             return Value(f"({kind} = 'STRING' AND {text} IN ({choices}))", text, "one of " + ", ".join(expected))
         if all(isinstance(item, int) and not isinstance(item, bool) for item in expected):
             # pydantic matches an int literal by equality: 1.0 and true are 1 too
             number = f"try_cast(variant_get({x}, '$', 'string') AS DOUBLE)"
-            as_number = f"CASE WHEN {kind} = 'BOOLEAN' THEN CASE WHEN variant_get({x}, '$', 'boolean') THEN 1D ELSE 0D END ELSE {number} END"
+            as_number = f"CASE WHEN {kind} = 'BOOLEAN' THEN CASE WHEN try_variant_get({x}, '$', 'boolean') THEN 1D ELSE 0D END ELSE {number} END"
             choices = ", ".join(f"{item}D" for item in expected)
             ok = f"(({NUMERIC_KINDS.format(kind=kind)} OR {kind} = 'BOOLEAN') AND ({as_number}) IN ({choices}))"
-            return Value(ok, f"CAST(({as_number}) AS BIGINT)", "one of " + ", ".join(map(str, expected)))
+            return Value(ok, f"try_cast(({as_number}) AS BIGINT)", "one of " + ", ".join(map(str, expected)))
         raise ContractTranslationError(f"literal {expected!r}: only all-text or all-integer literals are translated")
 
     def _utc_time(self, schema: dict, x: str, kind: str) -> Value:
@@ -157,18 +161,18 @@ class _Translator:
         if not (len(steps) == 2 and text_step == {"type": "str", "pattern": RFC3339_UTC} and steps[1]["type"] == "datetime"
                 and steps[1].get("tz_constraint") == 0):
             raise ContractTranslationError("only events.UtcDatetime's chain (RFC 3339 text, then a UTC datetime) is translated")
-        text = f"variant_get({x}, '$', 'string')"
+        text = f"try_variant_get({x}, '$', 'string')"
         parts = r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
 
         def part(group: int) -> str:
             return f"regexp_extract({text}, {sql_text(parts)}, {group})"
 
         micros = f"rpad(substr({part(7)}, 1, 6), 6, '0')"
-        seconds = f"CAST(concat({part(6)}, '.', {micros}) AS DECIMAL(8, 6))"
-        fields = ", ".join(f"CAST({part(n)} AS INT)" for n in range(1, 6))
+        seconds = f"try_cast(concat({part(6)}, '.', {micros}) AS DECIMAL(8, 6))"
+        fields = ", ".join(f"try_cast({part(n)} AS INT)" for n in range(1, 6))
         moment = f"try_make_timestamp({fields}, {seconds}, 'UTC')"
-        ok = (f"({kind} = 'STRING' AND {text} RLIKE {sql_text(java_pattern(RFC3339_UTC))} AND CAST({part(1)} AS INT) >= 1 "
-              f"AND CAST({part(6)} AS INT) < 60 AND {moment} IS NOT NULL)")
+        ok = (f"({kind} = 'STRING' AND {text} RLIKE {sql_text(java_pattern(RFC3339_UTC))} AND try_cast({part(1)} AS INT) >= 1 "
+              f"AND try_cast({part(6)} AS INT) < 60 AND {moment} IS NOT NULL)")
         return Value(ok, moment, "an RFC 3339 time in UTC, like 2026-12-01T10:00:00.123Z")
 
     def _list(self, schema: dict, x: str) -> Value:
@@ -243,7 +247,7 @@ def _sql_literal(value) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
-        return f"CAST({value} AS BIGINT)"
+        return f"CAST({value} AS BIGINT)"  # a literal: never fails
     if isinstance(value, float):
         return f"{value!r}D"
     if isinstance(value, str):

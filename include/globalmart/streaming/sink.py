@@ -185,13 +185,14 @@ class ExactlyOnceSink:
         context = BatchContext(self.app, self.query_name, checkpoint_id, batch_id)
         streaming = self.settings.streaming
         conn = self._connection()
-        if self._committed(conn, context):
+        committed, attempts, error = self._batch_state(conn, context)
+        if committed:
+            conn.rollback()
             # the batch still runs, writing nothing: its stateful operators must commit their
             # state for this batch id, or Spark fails the query
             batch.write.format("noop").mode("overwrite").save()
             log.info("%s batch %s was committed before: replay skipped", self.query_name, batch_id)
             return
-        attempts, error = self._failures(conn, context)
         while attempts < streaming.batch_attempts:
             try:
                 self._write(batch, context, self._connection())
@@ -292,17 +293,21 @@ class ExactlyOnceSink:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _failures(self, conn, context: BatchContext) -> tuple[int, str]:
-        """(attempts at this batch so far, in this or an earlier run of the application; the last error)."""
+    @staticmethod
+    def _batch_state(conn, context: BatchContext) -> tuple[bool, int, str]:
+        """(whether the batch was committed before, attempts at it so far in this or an earlier
+        run of the application, the last error), in one round trip. The read opens the
+        transaction the batch then writes in: no extra commit or rollback."""
+        key = (context.query_name, context.checkpoint_id, context.batch_id)
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT attempts, last_error FROM stream_batch_failures "
-                "WHERE query_name = %s AND checkpoint_id = %s AND batch_id = %s",
-                (self.query_name, context.checkpoint_id, context.batch_id),
+                "SELECT EXISTS (SELECT 1 FROM stream_commits WHERE query_name = %s AND checkpoint_id = %s AND batch_id = %s), "
+                "f.attempts, f.last_error FROM (SELECT 1) AS one LEFT JOIN stream_batch_failures f "
+                "ON f.query_name = %s AND f.checkpoint_id = %s AND f.batch_id = %s",
+                key + key,
             )
-            row = cur.fetchone()
-        conn.rollback()
-        return (row[0], row[1]) if row else (0, "")
+            committed, attempts, error = cur.fetchone()
+        return committed, attempts or 0, error or ""
 
     def _record_failure(self, context: BatchContext, error: str, attempts: int) -> int:
         try:
@@ -347,17 +352,6 @@ class ExactlyOnceSink:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
-
-    @staticmethod
-    def _committed(conn, context: BatchContext) -> bool:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT 1 FROM stream_commits WHERE query_name = %s AND checkpoint_id = %s AND batch_id = %s",
-                (context.query_name, context.checkpoint_id, context.batch_id),
-            )
-            found = cur.fetchone() is not None
-        conn.rollback()
-        return found
 
     def _alert_publisher(self) -> AlertPublisher:
         if self._publisher is None:
