@@ -40,7 +40,7 @@ from globalmart.settings import Settings, load_settings
 STAGES = [
     ["postgres"],
     ["kafka", "ferretdb", "maildev"],
-    ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"],
+    ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-log-server"],
     ["streaming-clock"],  # ticks on the topics created after the Kafka stage
     ["api", "dashboards"],  # read the marts, migrated after the PostgreSQL stage
 ]

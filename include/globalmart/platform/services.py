@@ -147,8 +147,8 @@ def services(settings: Settings) -> list[Service]:
             http_health=f"{settings.airflow.url}/api/v2/monitor/health",
             priority=50,
         ),
-        # --skip-serve-logs: Airflow's log server binds every interface; with every process on
-        # this machine the API server reads task logs straight from the shared log folder.
+        # --skip-serve-logs: Airflow's own log server (`airflow serve-logs`) binds every interface;
+        # the airflow-log-server service below serves the same app on the platform's host only.
         Service(
             name="airflow-scheduler",
             title="Airflow scheduler",
@@ -170,6 +170,22 @@ def services(settings: Settings) -> list[Service]:
             env=airflow_env,
             priority=50,
         ),
+        # the UI reads a running or deferred task's log from here (finished ones from the log
+        # folder): Airflow's log server app (JWT-checked, the API's secret key) on loopback, serving
+        # task and trigger logs on one port (airflow_env sets both ports to it)
+        Service(
+            name="airflow-log-server",
+            title="Airflow task log server",
+            command=[
+                str(Path(sys.executable).with_name("uvicorn")), "--factory",
+                "airflow.utils.serve_logs.log_server:create_app",
+                "--host", settings.airflow.host, "--port", str(settings.airflow.log_server_port),
+                "--no-access-log",
+            ],
+            env=airflow_env,
+            ports=[Port(settings.airflow.log_server_port, f"{ENV_PREFIX}AIRFLOW__LOG_SERVER_PORT", "Airflow log server")],
+            priority=50,
+        ),
         # event time moves while traffic pauses: sessions and carts close on time
         Service(
             name="streaming-clock",
@@ -186,6 +202,7 @@ def services(settings: Settings) -> list[Service]:
                 str(Path(sys.executable).with_name("uvicorn")), "--factory", "api.app:create_app",
                 "--app-dir", str(PROJECT_ROOT),
                 "--host", settings.api.host, "--port", str(settings.api.port),
+                "--workers", str(settings.api.workers),
                 "--no-access-log",  # request counts and latencies are at /metrics
             ],
             ports=[Port(settings.api.port, f"{ENV_PREFIX}API__PORT", "read API")],
