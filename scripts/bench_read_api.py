@@ -139,6 +139,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500, help="requests per second per route")
     parser.add_argument("--seconds", type=float, default=20.0, help="load duration per route")
     parser.add_argument("--renders", type=int, default=3, help="runs of each dashboard page")
+    parser.add_argument("--cache-seconds", type=float, default=None,
+                        help="the API's answer cache (default: GLOBALMART_API__CACHE_SECONDS; 0: every request reads)")
+    parser.add_argument("--workers", type=int, default=None, help="uvicorn workers (default: GLOBALMART_API__WORKERS)")
     args = parser.parse_args()
 
     settings = load_settings()
@@ -147,21 +150,22 @@ def main() -> None:
         seeding = time.perf_counter()
         seed_marts(env)
         rows = seed_day_of_windows(env, settings.catalog.countries, [category.full_name for category in CATEGORIES])
-        seed_warehouse(env)
         print(f"seeded {rows:,} 1-minute window rows ({len(settings.catalog.countries)} countries × "
               f"{len(CATEGORIES)} categories + country totals, 1440 minutes) in {time.perf_counter() - seeding:.0f} s")
 
         port = free_port()
-        child_env = {**os.environ, **env_overrides(env), f"{ENV_PREFIX}API__PORT": str(port)}
-        command = service_by_name(env.model_copy(update={"api": env.api.model_copy(update={"port": port})}),
-                                  "api").command
+        chosen = {"cache_seconds": args.cache_seconds, "workers": args.workers}
+        api = env.api.model_copy(update={"port": port, **{k: v for k, v in chosen.items() if v is not None}})
+        child_env = {**os.environ, **env_overrides(env), f"{ENV_PREFIX}API__PORT": str(port),
+                     f"{ENV_PREFIX}API__CACHE_SECONDS": str(api.cache_seconds), f"{ENV_PREFIX}API__WORKERS": str(api.workers)}
+        command = service_by_name(env.model_copy(update={"api": api}), "api").command
         server_log = open(_folder / "api.log", "wb")  # noqa: SIM115 (open while the server runs)
         server = subprocess.Popen(command, env=child_env, cwd=PROJECT_ROOT, stdout=server_log, stderr=server_log)
         try:
             base = f"http://127.0.0.1:{port}"
             for _ in range(120):
                 try:
-                    if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                    if httpx.get(f"{base}/api/v1/health", timeout=5).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
@@ -171,8 +175,9 @@ def main() -> None:
             for path in ROUTES.values():  # first reads: connections opened, plans cached
                 httpx.get(base + path, headers={"X-API-Key": key}, timeout=30).raise_for_status()
             idle_rss = rss_mib(server.pid)
-            print(f"\nAPI at {args.rate} requests/s for {args.seconds:.0f} s per route (loopback, one uvicorn "
-                  f"worker, {os.cpu_count()} cores shared with the client and the platform)")
+            print(f"\nAPI at {args.rate} requests/s for {args.seconds:.0f} s per route (loopback, {api.workers} uvicorn "
+                  f"worker(s), answer cache {api.cache_seconds:g} s, {os.cpu_count()} cores shared with the client and "
+                  f"the platform; load average {os.getloadavg()[0]:.1f} before)")
             print(f"{'route':<20}{'planned':>8}{'ok':>8}{'failed':>7}{'unsent':>7}{'answers/s':>10}"
                   f"{'p50 ms':>9}{'p99 ms':>9}")
             for name, path in ROUTES.items():
@@ -180,6 +185,7 @@ def main() -> None:
                 print(f"{name:<20}{figures['requests']:>8}{figures['ok']:>8}{figures['failed']:>7}{figures['unsent']:>7}"
                       f"{figures['throughput']:>10.0f}{figures['p50_ms']:>9.1f}{figures['p99_ms']:>9.1f}"
                       + (f"  failures: {dict(figures['failures'])}" if figures["failures"] else ""))
+            print(f"load average after: {os.getloadavg()[0]:.1f}")
             loaded_rss = rss_mib(server.pid)
             if server.poll() is not None:
                 raise SystemExit(f"the benchmark API server exited ({server.returncode}) during the load")
@@ -187,6 +193,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
 
+        seed_warehouse(env)  # for the warehouse pages (the API routes measured read the marts only)
         print(f"\ndashboard page render (AppTest, median of {args.renders})")
         for page, seconds in render_times(env_overrides(env), args.renders).items():
             print(f"  {page:<18}{1000 * seconds:>8.0f} ms")

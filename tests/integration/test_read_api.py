@@ -3,10 +3,16 @@ seeded marts and warehouse, and the "no data yet" answer of empty ones."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
+
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import KEY_HEADER, create_app
+from globalmart import db
 from tests.readmodel_fixtures import (
     ANOMALY_ID, CRITICAL_PRODUCT, LOW_PRODUCT, REVENUE_PER_MINUTE, TOP_PRODUCT, TRANSACTIONS_PER_MINUTE,
     private_warehouse, seed_marts, seed_warehouse,
@@ -188,3 +194,76 @@ def test_metrics_count_requests_by_route(api):
     assert 'globalmart_api_requests_total{method="GET",route="/api/v1/sales/summary",status="200"} 1.0' in text
     assert 'globalmart_api_requests_total{method="GET",route="/api/v1/sales/summary",status="401"} 1.0' in text
     assert 'globalmart_api_request_seconds_count{method="GET",route="/api/v1/sales/summary"} 2.0' in text
+
+
+@pytest.fixture
+def marts_env(stream_env):
+    """Seeded marts only: the cached routes read no warehouse."""
+    seed_marts(stream_env)
+    return stream_env
+
+
+def with_cache(settings, seconds: float):
+    return settings.model_copy(update={"api": settings.api.model_copy(update={"cache_seconds": seconds})})
+
+
+def test_the_summary_is_kept_for_cache_seconds_and_read_again_after(marts_env):
+    route = "/api/v1/monitoring/dashboard"
+    with client_for(with_cache(marts_env, 300)) as kept, client_for(with_cache(marts_env, 0)) as uncached:
+        first = kept.get(route)
+        assert first.headers["Age"] == "0" and first.headers["Cache-Control"] == "private, max-age=300"
+        with db.connect(marts_env) as conn, conn.cursor() as cur:  # the streaming app adds a sale to the hour
+            cur.execute("UPDATE sales_window_metrics SET revenue = revenue + 1000 "
+                        "WHERE granularity = '1h' AND category = 'ALL' AND country = 'USA'")
+        again = kept.get(route)
+        assert again.json() == first.json() and again.headers["Age"] in ("0", "1")
+        assert uncached.get(route).json()["data"][0]["revenue"] == pytest.approx(first.json()["data"][0]["revenue"] + 1000)
+        assert "Age" not in uncached.get(route).headers
+        # a kept answer still needs the key, and counts under its route
+        assert kept.get(route, headers={KEY_HEADER: "not-the-key"}).status_code == 401
+        assert kept.get(route, headers={KEY_HEADER: ""}).status_code == 401
+        assert ('globalmart_api_requests_total{method="GET",route="/api/v1/monitoring/dashboard",status="200"} 2.0'
+                in kept.get("/metrics").text)
+        # other parameters are other answers
+        assert kept.get("/api/v1/sales/metrics", params={"limit": 1}).json()["count"] == 1
+        assert kept.get("/api/v1/sales/metrics", params={"limit": 2}).json()["count"] == 2
+
+
+def test_requests_arriving_while_the_summary_is_read_share_that_read(marts_env):
+    reads = []
+    app = create_app(with_cache(marts_env, 300))
+    original = app.state.read_model.postgres
+
+    def counted():
+        reads.append(1)
+        return original()
+
+    app.state.read_model.postgres = counted
+
+    async def many() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        headers = {KEY_HEADER: marts_env.api.key.get_secret_value()}
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as client:
+            return await asyncio.gather(*(client.get("/api/v1/monitoring/dashboard") for _ in range(20)))
+
+    answers = asyncio.run(many())
+    app.state.read_model.close()
+    assert {answer.status_code for answer in answers} == {200}
+    assert len({answer.text for answer in answers}) == 1
+    assert len(reads) == 1
+
+
+def test_health_answers_at_once_when_the_warehouse_hangs(stream_env):
+    """A MongoDB that accepts connections and never answers (FerretDB with its pool exhausted did
+    that): health says so within its budget instead of holding a thread, and data routes still answer."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        hung = stream_env.model_copy(update={"mongo": stream_env.mongo.model_copy(update={"port": silent.getsockname()[1]})})
+        with client_for(hung) as client:
+            started = time.monotonic()
+            body = client.get("/api/v1/health").json()
+            assert time.monotonic() - started < 3, body
+            assert body["status"] == "degraded" and body["postgres"] == "ok", body
+            assert body["warehouse"] == "no answer within 1.5 s"
+            assert client.get("/api/v1/sales/summary").status_code == 200

@@ -38,7 +38,10 @@ class ReadModel:
         self._free_connections = threading.BoundedSemaphore(postgres_connections)
         self._wait_seconds = wait_seconds
         self._pool: ThreadedConnectionPool | None = None
-        self._mongo = MongoClient(settings.mongo.uri, serverSelectionTimeoutMS=5000, connect=False)
+        # a bounded wait on every MongoDB read: without one, a warehouse that stops answering holds
+        # each reading thread forever, and a web server runs out of threads for every other route
+        self._mongo = MongoClient(settings.mongo.uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=30_000,
+                                  connect=False)
 
     @contextmanager
     def postgres(self) -> Iterator:
