@@ -18,7 +18,7 @@ from globalmart.settings import env_overrides
 from tests.devtools_browser import (
     STREAMLIT_SETTLED, Browser, chromium, free_port, metrics_on_page, sign_in_to_dashboards, wait_http,
 )
-from tests.readmodel_fixtures import private_warehouse, seed_marts, seed_warehouse
+from tests.readmodel_fixtures import seed_marts
 
 PROJECT_ROOT = Path(__file__).parents[2]
 
@@ -44,23 +44,22 @@ def marts_figures(settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def dashboards_url(stream_env):
-    """A dashboards server of its own on a free loopback port, reading the seeded sandbox."""
-    with private_warehouse(stream_env) as settings:
-        seed_marts(settings)
-        seed_warehouse(settings)
-        port = free_port()
-        own = settings.model_copy(update={"dashboards": settings.dashboards.model_copy(update={"port": port})})
-        log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"dashboards_browser_{port}.log", "wb")  # noqa: SIM115
-        server = subprocess.Popen(service_by_name(own, "dashboards").command, cwd=PROJECT_ROOT,
-                                  env={**os.environ, **env_overrides(settings)}, stdout=log, stderr=log)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/_stcore/health")
-            yield own, f"http://127.0.0.1:{port}"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log.close()
+def dashboards_url(stream_env, tmp_path):
+    """A dashboards server of its own on a free loopback port, reading the seeded sandbox marts
+    (the pages visited read no warehouse)."""
+    seed_marts(stream_env)
+    port = free_port()
+    own = stream_env.model_copy(update={"dashboards": stream_env.dashboards.model_copy(update={"port": port})})
+    log = open(tmp_path / "dashboards.log", "wb")  # noqa: SIM115 (open while the server runs)
+    server = subprocess.Popen(service_by_name(own, "dashboards").command, cwd=PROJECT_ROOT,
+                              env={**os.environ, **env_overrides(stream_env)}, stdout=log, stderr=log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health")
+        yield own, f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
 
 
 def test_a_signed_in_user_sees_the_marts_figures(dashboards_url):
