@@ -12,7 +12,8 @@ stateless batch costs a fraction of that.
 The watermark is Spark's, kept in PostgreSQL (``stream_watermarks``): a batch accepts events whose
 window ends after the newest event time committed before it minus ``streaming.sales_watermark_seconds``.
 Later events are turned away and counted (``late_events``, per hour in ``late_events_hourly``).
-The hours a batch touched are rolled up from their minute rows in SQL, in the same transaction.
+A batch's minutes are added to their hours too, in SQL, in the same transaction: an hour row is
+the sum of its minute rows.
 """
 
 from __future__ import annotations
@@ -129,41 +130,38 @@ def split_late(windows: pa.Table, watermark: datetime | None) -> tuple[pa.Table,
 # the hour of a minute window, in UTC whatever the session's time zone
 HOUR_OF = "date_bin('1 hour', {0}, timestamptz '2000-01-01 00:00:00+00')"
 
-ROLL_UP_CATEGORY_HOURS = f"""
-WITH touched AS (
-    SELECT DISTINCT {HOUR_OF.format('minute')} AS hour, category, country
-    FROM unnest(%s::timestamptz[], %s::text[], %s::text[]) AS t(minute, category, country)
-)
+# a batch's minutes, added to their hours: an hour row is the sum of its minute rows, and each
+# batch adds to both (rebuilding an hour from its minutes read up to 60 rows per key, more as the hour went on)
+ADD_CATEGORY_HOURS = f"""
 INSERT INTO sales_window_metrics AS m (granularity, window_start, window_end, category, country, revenue,
                                        transactions, units, avg_order_value, last_received_at)
-SELECT '1h', t.hour, t.hour + interval '1 hour', t.category, t.country, sum(s.revenue), sum(s.transactions),
-       sum(s.units), round(sum(s.revenue) / sum(s.transactions), 2), max(s.last_received_at)
-FROM touched t JOIN sales_window_metrics s
-  ON s.granularity = '1m' AND s.window_start >= t.hour AND s.window_start < t.hour + interval '1 hour'
- AND s.category = t.category AND s.country = t.country
-GROUP BY t.hour, t.category, t.country
+SELECT '1h', hour, hour + interval '1 hour', category, country, sum(revenue), sum(transactions), sum(units),
+       round(sum(revenue) / sum(transactions), 2), max(last_received_at)
+FROM (SELECT {HOUR_OF.format('minute')} AS hour, category, country, revenue, transactions, units, last_received_at
+      FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::numeric[], %s::bigint[], %s::bigint[], %s::timestamptz[])
+        AS b(minute, category, country, revenue, transactions, units, last_received_at)) AS batch
+GROUP BY hour, category, country
 ON CONFLICT (granularity, window_start, category, country) DO UPDATE SET
-    revenue = EXCLUDED.revenue, transactions = EXCLUDED.transactions, units = EXCLUDED.units,
-    avg_order_value = EXCLUDED.avg_order_value, last_received_at = EXCLUDED.last_received_at,
-    updated_at = clock_timestamp()
+    revenue = m.revenue + EXCLUDED.revenue, transactions = m.transactions + EXCLUDED.transactions,
+    units = m.units + EXCLUDED.units,
+    avg_order_value = round((m.revenue + EXCLUDED.revenue) / (m.transactions + EXCLUDED.transactions), 2),
+    last_received_at = greatest(m.last_received_at, EXCLUDED.last_received_at), updated_at = clock_timestamp()
 """
+HOUR_COLUMNS = ("window_start", "category", "country", "revenue", "transactions", "units", "last_received_at")
 
-ROLL_UP_PRODUCT_HOURS = f"""
-WITH touched AS (
-    SELECT DISTINCT {HOUR_OF.format('minute')} AS hour, product_id
-    FROM unnest(%s::timestamptz[], %s::text[]) AS t(minute, product_id)
-)
-INSERT INTO product_window_sales (granularity, window_start, window_end, product_id, category, units, revenue, transactions)
-SELECT '1h', t.hour, t.hour + interval '1 hour', t.product_id, max(s.category), sum(s.units), sum(s.revenue),
-       sum(s.transactions)
-FROM touched t JOIN product_window_sales s
-  ON s.granularity = '1m' AND s.window_start >= t.hour AND s.window_start < t.hour + interval '1 hour'
- AND s.product_id = t.product_id
-GROUP BY t.hour, t.product_id
+ADD_PRODUCT_HOURS = f"""
+INSERT INTO product_window_sales AS p (granularity, window_start, window_end, product_id, category, units, revenue,
+                                       transactions)
+SELECT '1h', hour, hour + interval '1 hour', product_id, max(category), sum(units), sum(revenue), sum(transactions)
+FROM (SELECT {HOUR_OF.format('minute')} AS hour, product_id, category, units, revenue, transactions
+      FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::bigint[], %s::numeric[], %s::bigint[])
+        AS b(minute, product_id, category, units, revenue, transactions)) AS batch
+GROUP BY hour, product_id
 ON CONFLICT (granularity, window_start, product_id) DO UPDATE SET
-    category = EXCLUDED.category, units = EXCLUDED.units, revenue = EXCLUDED.revenue,
-    transactions = EXCLUDED.transactions, updated_at = clock_timestamp()
+    category = EXCLUDED.category, units = p.units + EXCLUDED.units, revenue = p.revenue + EXCLUDED.revenue,
+    transactions = p.transactions + EXCLUDED.transactions, updated_at = clock_timestamp()
 """
+PRODUCT_HOUR_COLUMNS = ("window_start", "product_id", "category", "units", "revenue", "transactions")
 
 
 # a batch's part of a window is added to what the window already holds
@@ -229,10 +227,9 @@ def write_window_sales(settings: Settings):
             execute_values(cur, ADD_CATEGORY_MINUTES, rows_of(category_rows, MINUTE_COLUMNS), page_size=PAGE_ROWS)
             execute_values(cur, ADD_PRODUCT_MINUTES, rows_of(product_rows, PRODUCT_MINUTE_COLUMNS), page_size=PAGE_ROWS)
             written = category_rows.num_rows + product_rows.num_rows
-            cur.execute(ROLL_UP_CATEGORY_HOURS, [category_rows.column(name).to_pylist()
-                                                 for name in ("window_start", "category", "country")])
+            cur.execute(ADD_CATEGORY_HOURS, [category_rows.column(name).to_pylist() for name in HOUR_COLUMNS])
             written += cur.rowcount
-            cur.execute(ROLL_UP_PRODUCT_HOURS, [product_rows.column(name).to_pylist() for name in ("window_start", "product_id")])
+            cur.execute(ADD_PRODUCT_HOURS, [product_rows.column(name).to_pylist() for name in PRODUCT_HOUR_COLUMNS])
             written += cur.rowcount
             if newest is not None:
                 cur.execute(ADVANCE_WATERMARK, (context.query_name, context.checkpoint_id, newest))
