@@ -1,11 +1,12 @@
 """The dashboards in a real browser: Debian's chromium (DevTools protocol) signs in to a
 dashboards server (the platform's command) reading a sandbox's marts with known rows, and
 reads the figures the page shows; they must equal what the marts hold, summed here in SQL
-of its own rather than through the read model."""
+of its own rather than through the read model, and follow the marts without a reload."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_a_signed_in_user_sees_the_marts_figures(dashboards_url):
     expected = marts_figures(settings)
     assert expected["Revenue"] != "$0.00"  # the seed wrote sales
 
-    async def visit() -> tuple[list, list, list]:
+    async def visit() -> tuple[list, list, list, bool]:
         with chromium() as page_socket:
             async with Browser(page_socket) as browser:
                 # a wrong password shows the error and no figures
@@ -82,13 +83,28 @@ def test_a_signed_in_user_sees_the_marts_figures(dashboards_url):
                 await browser.wait_for(STREAMLIT_SETTLED)
                 live = await metrics_on_page(browser)
 
+                # a sale lands in the newest minute: the page shows it by itself, without a reload
+                await browser.evaluate("window.sameDocument = true")
+                with db.connect(settings) as conn, conn.cursor() as cur:
+                    cur.execute("UPDATE sales_window_metrics SET revenue = revenue + 1000 WHERE granularity = '1m' "
+                                "AND category = 'ALL' AND country = 'USA' AND window_end = "
+                                "(SELECT max(window_end) FROM sales_window_metrics WHERE granularity = '1m')")
+                    assert cur.rowcount == 1
+                refreshed = marts_figures(settings)["Revenue"]
+                await browser.wait_for(
+                    "[...document.querySelectorAll('[data-testid=stMetricValue]')].slice(0, 1)"
+                    f".some(v => v.innerText.trim() == {json.dumps(refreshed)})",
+                    10 * settings.dashboards.refresh_seconds)
+                same_document = await browser.evaluate("window.sameDocument === true")
+
                 await browser.click_text("[data-testid=stSidebarNav] a", "Inventory")
                 await browser.wait_for("[...document.querySelectorAll('h1')].some(h => h.innerText.includes('Inventory'))"
                                        " && document.querySelectorAll('[data-testid=stMetric]').length == 2", 90)
                 inventory = await metrics_on_page(browser)
-                return refused, live, inventory
+                return refused, live, inventory, same_document
 
-    refused, live, inventory = asyncio.run(visit())
+    refused, live, inventory, same_document = asyncio.run(visit())
+    assert same_document  # not reloaded: the new figure came over the page's websocket
     assert refused == []
     # the first three figures are the last live_minutes (then the last hour, the last 24 hours)
     assert dict(live[:3]) == {label: expected[label] for label in ("Revenue", "Transactions", "Average order value")}
