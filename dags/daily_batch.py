@@ -13,6 +13,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from globalmart_quality_gates import QualityGateSparkSubmitOperator
 from lake_completeness.sensors import LakeCompletenessSensor
 
+from globalmart.assets import lake_datasets, product_catalog, warehouse_collection, warehouse_collections
 from globalmart.dag_defaults import default_args
 from globalmart.settings import get_settings
 from globalmart.spark import application, submit_options
@@ -93,8 +94,15 @@ the previous day; **Trigger** with `start_date` / `end_date` to run or re-run an
 6. **product_performance** — units, revenue, views, conversion, cart adds, rank in category, score.
 7. **sales_trends** — daily, weekly, monthly series with growth and moving averages.
 8. **gate_outputs** — facts reconcile with the raw day, no orphan keys, RFM scores and segments valid.
-9. **publish** — replaces each day's data in MongoDB (idempotent: a re-run leaves the same data).
-10. **notify** — emails what was published.
+9. **publish** — writes what changed into MongoDB: new and changed documents of the dimensions
+   (customers with their segment history, products with their price history), a day-keyed
+   table's day when its content changed; a re-run of an unchanged day writes nothing.
+10. **notify** — emails what was published, with links to the dashboards.
+
+Lineage (the **Assets** view): `wait_for_complete_lake` records an event on the lake datasets
+(`lake.*`, written by `streaming_pipeline`'s raw archiver) when the day is archived whole;
+`publish` reads them and `postgres.product_catalog`, and records an event on each warehouse
+collection (`warehouse.*`) with what it inserted, updated and left unchanged.
 
 A failed gate fails the run without retries, leaves the published warehouse untouched and
 emails the failing expectations with the path of the Data Docs built for the run. A run not
@@ -116,7 +124,8 @@ Each Spark step is a `spark-submit` (`spark_default`); its log shows rows staged
         return {"start": first.isoformat(), "end": last.isoformat()}
 
     wait_for_complete_lake = LakeCompletenessSensor(
-        task_id="wait_for_complete_lake", last_day=END, lake_from_archiver="{{ params.lake_from_archiver }}")
+        task_id="wait_for_complete_lake", last_day=END, lake_from_archiver="{{ params.lake_from_archiver }}",
+        outlets=lake_datasets(settings))
     gate_raw = QualityGateSparkSubmitOperator(gate="raw_day", start=START, end=END, **spark_step("gate_raw"))
     etl = SparkSubmitOperator(**spark_step("etl"))
     rfm = SparkSubmitOperator(**spark_step("rfm"))
@@ -124,8 +133,8 @@ Each Spark step is a `spark-submit` (`spark_default`); its log shows rows staged
     sales_trends = SparkSubmitOperator(**spark_step("trends", task_id="sales_trends"))
     gate_outputs = QualityGateSparkSubmitOperator(gate="outputs", start=START, end=END, **spark_step("gate_outputs"))
 
-    @task
-    def publish(days: dict) -> dict:
+    @task(inlets=[*lake_datasets(settings), product_catalog(settings)], outlets=warehouse_collections(settings))
+    def publish(days: dict, outlet_events=None) -> dict:
         from airflow.providers.mongo.hooks.mongo import MongoHook
 
         from globalmart.warehouse.publish import publish as publish_days
@@ -133,7 +142,11 @@ Each Spark step is a `spark-submit` (`spark_default`); its log shows rows staged
 
         client = MongoHook(mongo_conn_id="mongo_default").get_conn()
         days_range = days_between(datetime.fromisoformat(days["start"]).date(), datetime.fromisoformat(days["end"]).date())
-        return publish_days(client[settings.mongo.database], settings, days_range)
+        published = publish_days(client[settings.mongo.database], settings, days_range)
+        for day, record in published.items():  # each collection's event says what its day changed
+            for table, changes in record["tables"].items():
+                outlet_events[warehouse_collection(settings, table)].extra[day] = changes
+        return published
 
     @task
     def notify(published: dict) -> str:

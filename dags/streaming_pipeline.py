@@ -8,6 +8,7 @@ from airflow.sdk import DAG, Param
 from streaming_supervision.operators import StreamingAppsSubmitOperator, StreamingIncidentNotifier
 from streaming_supervision.sensors import StreamingAppSensor
 
+from globalmart.assets import LAKE_TOPICS, kafka_topic, lake_datasets
 from globalmart.dag_defaults import default_args
 from globalmart.settings import get_settings
 from globalmart.spark import submit_options
@@ -64,11 +65,18 @@ the data lake) and keep them running, supervised, until the run is stopped.
 stop (a micro-batch still running after a few seconds is cut short: the sinks are
 exactly-once, so nothing is lost or repeated when it starts again). **Restart one app**: the `restart_streaming_app` DAG.
 
+**Lineage**: the process running the raw archiver reads the `kafka.*` assets (event topics) and
+writes the `lake.*` assets (the lake's datasets), which `daily_batch` turns into the warehouse.
+
 Thresholds are settings (`GLOBALMART_SUPERVISION__*`).
 """,
 ) as dag:
     for group in groups(settings):
+        # lineage (the Assets view): the process running the raw archiver turns the event topics into the lake
+        archives = "raw_archiver" in group
         StreamingAppsSubmitOperator(
+            inlets=[kafka_topic(settings, key) for key in LAKE_TOPICS] if archives else [],
+            outlets=lake_datasets(settings) if archives else [],
             task_id=f"run_{process_name(group)}",
             conn_id="spark_default",
             name=f"globalmart-{process_name(group)}",

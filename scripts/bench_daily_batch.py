@@ -9,7 +9,10 @@ MongoDB database, lake and staging area):
    ~19k events/s on this machine, so a 10× day takes ~10 minutes to simulate and ~1 minute to
    copy; a copy shares only products and event times with the original), then runs the
    ``daily_batch`` DAG for it with ``dag.test()`` through the LocalExecutor (every spark-submit,
-   both gates, publish, notify) and prints the wall time of the run and of each task;
+   both gates, publish, notify) and prints the wall time of the run and of each task, the
+   publish time per collection, and the cores FerretDB and PostgreSQL used while it published
+   (sampled every second); with ``--rerun`` it runs the DAG for the day again, unchanged (the
+   re-publish: only what changed is written);
 2. **year RFM**: writes ``--year-days`` days × ``--year-daily-transactions`` transactions
    (the three columns RFM reads: user, amount, date; users drawn with a skew so that some buy
    often) with Spark into another lake, then times the ``rfm`` step's spark-submit for the
@@ -29,6 +32,7 @@ import json
 import logging
 import os
 import subprocess
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -64,7 +68,82 @@ def scale_day(spark, generated: Settings, lake: Settings, day: date, copies: int
     return rows
 
 
-def bench_day(settings: Settings, spark, day_transactions: int, copies: int, env: dict[str, str]) -> dict:
+class ServerCpu:
+    """Samples, every second, the CPU time of FerretDB and of PostgreSQL (all its processes),
+    and the machine's busy share, to tell what a stretch of the run was bound by."""
+
+    def __init__(self):
+        self.samples: list[tuple[float, float, float, float]] = []  # (time, ferretdb s, postgres s, busy share)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _cpu_seconds(name: str) -> float:
+        import psutil
+
+        total = 0.0
+        for process in psutil.process_iter(["name", "cpu_times"]):
+            if process.info["name"] == name and process.info["cpu_times"]:
+                total += process.info["cpu_times"].user + process.info["cpu_times"].system
+        return total
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            busy = psutil.cpu_percent(interval=None) / 100
+            self.samples.append((time.time(), self._cpu_seconds("ferretdb"), self._cpu_seconds("postgres"), busy))
+            self._stop.wait(1.0)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: datetime, end: datetime) -> dict:
+        """Mean cores used by FerretDB and by PostgreSQL, and the machine's busy share, from start to end."""
+        inside = [s for s in self.samples if start.timestamp() <= s[0] <= end.timestamp()]
+        if len(inside) < 2:
+            return {}
+        span = inside[-1][0] - inside[0][0]
+        return {"ferretdb_cores": round((inside[-1][1] - inside[0][1]) / span, 2),
+                "postgres_cores": round((inside[-1][2] - inside[0][2]) / span, 2),
+                "machine_busy": round(sum(s[3] for s in inside[1:]) / (len(inside) - 1), 2),
+                "cores": os.cpu_count()}
+
+
+def run_dag(dag, day: date, cpu: ServerCpu, label: str) -> dict:
+    """One run of daily_batch for ``day``: wall time, each task's, publish per collection, server CPU while publishing."""
+    started = time.monotonic()
+    # through the LocalExecutor: each task in its own process, as the scheduler runs it
+    run = dag.test(run_conf={"start_date": day.isoformat(), "end_date": day.isoformat(), "lake_from_archiver": False},
+                   use_executor=True)
+    wall = time.monotonic() - started
+    instances = {ti.task_id: ti for ti in run.get_task_instances()}
+    tasks = {task_id: {"state": ti.state, "seconds": round((ti.end_date - ti.start_date).total_seconds(), 1)}
+             for task_id, ti in instances.items() if ti.start_date and ti.end_date}
+    print(f"[{label}] DAG run {run.state} in {wall:.0f} s", flush=True)
+    for task_id, figures in sorted(tasks.items(), key=lambda item: item[1]["seconds"], reverse=True):
+        print(f"  {task_id:22} {figures['seconds']:7.1f} s  {figures['state']}")
+    result = {"dag_state": run.state, "dag_seconds": round(wall, 1), "tasks": tasks}
+    publish = instances.get("publish")
+    if publish is not None and publish.state == "success":
+        record = publish.xcom_pull(task_ids="publish")[day.isoformat()]
+        result["publish"] = {table: {**record["tables"][table], "seconds": seconds}
+                             for table, seconds in record["seconds"].items()}
+        result["publish_server_cpu"] = cpu.between(publish.start_date, publish.end_date)
+        print(f"  publish per collection ({result['publish_server_cpu']}):")
+        for table, figures in result["publish"].items():
+            print(f"    {table:20} {figures['seconds']:7.1f} s  " + ", ".join(
+                f"{count:,} {outcome}" for outcome, count in figures.items() if outcome != "seconds"))
+    return result
+
+
+def bench_day(settings: Settings, spark, day_transactions: int, copies: int, env: dict[str, str],
+              rerun: bool = False) -> dict:
     from globalmart.generator.lake import write_lake
     from globalmart.generator.traffic import TrafficConfig
     from globalmart.settings import get_settings
@@ -88,18 +167,13 @@ def bench_day(settings: Settings, spark, day_transactions: int, copies: int, env
 
     dag = parse_dag_files().dags["daily_batch"]
     dag.deadline = None  # dag.test() crashes pruning a successful run's deadlines (apache/airflow#73428)
-    started = time.monotonic()
-    # through the LocalExecutor: each task in its own process, as the scheduler runs it
-    run = dag.test(run_conf={"start_date": day.isoformat(), "end_date": day.isoformat()}, use_executor=True)
-    wall = time.monotonic() - started
-    tasks = {ti.task_id: {"state": ti.state, "seconds": round((ti.end_date - ti.start_date).total_seconds(), 1)}
-             for ti in run.get_task_instances() if ti.start_date and ti.end_date}
-    print(f"[day] DAG run {run.state} in {wall:.0f} s", flush=True)
-    for task_id, figures in sorted(tasks.items(), key=lambda item: item[1]["seconds"], reverse=True):
-        print(f"  {task_id:22} {figures['seconds']:7.1f} s  {figures['state']}")
-    return {"day": day.isoformat(), "events": events, "copies": copies, "generation_seconds": round(generation, 1),
-            "scaling_seconds": round(scaling, 1),
-            "dag_state": run.state, "dag_seconds": round(wall, 1), "tasks": tasks}
+    figures = {"day": day.isoformat(), "events": events, "copies": copies, "generation_seconds": round(generation, 1),
+               "scaling_seconds": round(scaling, 1)}
+    with ServerCpu() as cpu:
+        figures.update(run_dag(dag, day, cpu, "day"))
+        if rerun:
+            figures["rerun"] = run_dag(dag, day, cpu, "re-run")
+    return figures
 
 
 def write_year(spark, settings: Settings, last_day: date, days: int, daily: int) -> int:
@@ -147,6 +221,7 @@ def main() -> None:
     parser.add_argument("--year-daily-transactions", type=int, default=100_000)
     parser.add_argument("--skip-day", action="store_true")
     parser.add_argument("--skip-year", action="store_true")
+    parser.add_argument("--rerun", action="store_true", help="run the day's DAG a second time, unchanged")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # generation progress
 
@@ -164,7 +239,7 @@ def main() -> None:
         with warehouse_sandbox(live, "bench") as settings:
             env = env_overrides(settings)
             if not args.skip_day:
-                figures["day"] = bench_day(settings, spark, args.day_transactions, args.copies, env)
+                figures["day"] = bench_day(settings, spark, args.day_transactions, args.copies, env, args.rerun)
             if not args.skip_year:
                 figures["year_rfm"] = bench_year_rfm(settings, spark, args.year_days, args.year_daily_transactions, env)
     finally:

@@ -6,6 +6,9 @@ defers to :class:`LakeCompletenessTrigger`. When the timeout passes first, it em
 behind (per topic and partition, by how many records) to the alert recipients and fails
 without retries: waiting again would only push the run past its deadline.
 
+With outlets (the lake's datasets as Airflow Assets), each gets an event saying through which
+day the lake is complete: the archiver's progress, seen in the Assets view.
+
 A run whose lake was not written by the raw archiver (days loaded directly, e.g. a backfill with
 ``globalmart.generator.lake.write_lake``) passes ``lake_from_archiver`` false and is not held.
 """
@@ -60,17 +63,24 @@ class LakeCompletenessSensor(BaseSensorOperator):
             postgres_conn_id=self.postgres_conn_id, kafka_conn_id=self.kafka_conn_id,
         )
 
+    def _record(self, context, summary: str, checked: bool = True) -> str:
+        """The event each outlet (the lake's datasets) gets: the day found whole, and how."""
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra.update(
+                {"complete_through": self.last_day, "checked_from_archiver_progress": checked, "summary": summary})
+        return summary
+
     def execute(self, context) -> str:
         if not _flag(self.lake_from_archiver):
             message = "lake not written by the raw archiver for this run (lake_from_archiver false): not checked"
             self.log.info("%s", message)
-            return message
+            return self._record(context, message, checked=False)
         started = datetime.now(UTC)
         trigger = self._trigger(started)
         result = asyncio.run(trigger.look_now())
         self.log.info("%s", result.summary())
         if result.complete:
-            return result.summary()
+            return self._record(context, result.summary())
         self.log.info("waiting in the triggerer until %s, checking every %s s", trigger.deadline, trigger.poll_interval)
         self.defer(trigger=trigger, method_name="execute_complete", kwargs={"started": started.isoformat()})
 
@@ -81,7 +91,7 @@ class LakeCompletenessSensor(BaseSensorOperator):
 
         if event["status"] == COMPLETE:
             self.log.info("%s", event["summary"])
-            return event["summary"]
+            return self._record(context, event["summary"])
         settings = get_settings()
         waited = (datetime.now(UTC) - datetime.fromisoformat(started)).total_seconds()
         email = render_incomplete(event["summary"], date.fromisoformat(self.last_day), waited, settings)

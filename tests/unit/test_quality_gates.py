@@ -10,7 +10,7 @@ from pyspark.sql.types import StructField, StructType
 from globalmart.quality_gates import trailing_daily_average, validate_outputs, validate_raw_day
 from globalmart.quality_gates.frames import volume_band
 from globalmart.quality_gates.suites import EXPORT_DIR, OUTPUT_SUITES, RAW_DAY_SUITES, suite_document
-from globalmart.warehouse.rfm import customer_rfm
+from globalmart.warehouse.rfm import customer_figures, customer_rfm
 from globalmart.warehouse.star import dim_customer, dim_date, dim_geography, dim_payment_method, dim_product, fact_sales
 from spark_jobs.streaming.raw_archiver import lake_rows
 from tests.streaming_fixtures import CART, DAY, TRANSACTION, VIEW, at, cart, transaction, view
@@ -235,7 +235,8 @@ def staged(spark, settings, raw_day):
         "customer_rfm": customer_rfm(transactions, TODAY, 365),
         "dimensions": {
             "dim_date": dim_date(spark, TODAY, TODAY, catalog_settings.countries),
-            "dim_customer": dim_customer(transactions),
+            "dim_customer": dim_customer(customer_figures(transactions, TODAY, 365),
+                                         customer_rfm(transactions, TODAY, 365), TODAY),
             "dim_product": dim_product(catalog),
             "dim_geography": dim_geography(spark, catalog_settings.countries, catalog_settings.country_utc_offsets),
             "dim_payment_method": dim_payment_method(spark, catalog_settings.payment_methods),

@@ -123,7 +123,8 @@ def test_the_published_email_says_what_each_table_did_and_which_gates_passed(set
     rerun = {"2026-11-20": {
         "tables": {"dim_customer": {"inserted": 0, "updated": 0, "unchanged": 9733},
                    "dim_product": {"inserted": 2, "updated": 1, "unchanged": 1500},
-                   "fact_sales": {"inserted": 1234, "replaced": 1234}, "customer_rfm": {"inserted": 5, "replaced": 0}},
+                   "fact_sales": {"inserted": 1234, "replaced": 1234}, "customer_rfm": {"inserted": 5, "replaced": 0},
+                   "sales_trends": {"inserted": 0, "replaced": 0, "unchanged": 42}},
         "gates": [{"gate": "raw_day", "evaluated": 31, "docs_index": docs},
                   {"gate": "outputs", "evaluated": 27, "docs_index": docs}]}}
     email = render_published(rerun, settings)
@@ -131,7 +132,10 @@ def test_the_published_email_says_what_each_table_did_and_which_gates_passed(set
     for line in ("- dim_customer: 0 inserted, 0 updated, 9,733 unchanged",
                  "- dim_product: 2 inserted, 1 updated, 1,500 unchanged",
                  "- fact_sales: 1,234 inserted, replacing the day's 1,234 previous documents",
-                 "- customer_rfm: 5 inserted", f"Data Docs: {docs}"):
+                 "- customer_rfm: 5 inserted", "- sales_trends: 0 inserted, 42 unchanged", f"Data Docs: {docs}",
+                 f"- Customers (RFM segments): {settings.dashboards.url}/customers",
+                 f"- Products and trends: {settings.dashboards.url}/products"):
         assert line in email.text.splitlines()
     assert "raw-day (31 expectations)," in email.text and "output (27 expectations)" in email.text
     assert "<td>dim_customer</td>" in email.html and ">9,733</td>" in email.html and f'href="file://{docs}"' in email.html
+    assert f'<a href="{settings.dashboards.url}/customers">Customers (RFM segments)</a>' in email.html

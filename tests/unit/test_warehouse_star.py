@@ -7,11 +7,22 @@ from pyspark.sql import functions as F
 
 from globalmart.settings import Settings
 from globalmart.warehouse.holiday_calendar import public_holidays
-from globalmart.warehouse.star import dim_customer, dim_date, dim_geography, dim_payment_method, dim_product, fact_sales
+from globalmart.warehouse.rfm import customer_figures, customer_rfm, rfm_customers, window_customers
+from globalmart.warehouse.star import (
+    dim_customer,
+    dim_date,
+    dim_geography,
+    dim_payment_method,
+    dim_product,
+    fact_sales,
+    with_customer_registry,
+    with_product_brands,
+)
 from spark_jobs.streaming.raw_archiver import lake_rows
 from tests.streaming_fixtures import TRANSACTION, at, transaction
 
 PHONES, BOOKS = "Electronics > Phones", "Books > Fiction"
+SHOP = Settings().catalog.model_copy(update={"users": 1_000, "products": 100})  # the registry's catalog
 
 
 def lake(spark, rows):
@@ -46,8 +57,6 @@ def test_loading_the_same_day_twice_gives_identical_rows(spark):
     first, second = fact_sales(day).collect(), fact_sales(day).collect()
     assert sorted(first) == sorted(second)
     assert len({(r.transaction_id, r.line_number) for r in first}) == len(first) == 6
-    customers = dim_customer(day)
-    assert sorted(customers.collect()) == sorted(dim_customer(day.unionByName(day)).collect())
 
 
 def test_dim_date_calendar_attributes_and_holidays(spark):
@@ -95,15 +104,28 @@ def test_movable_public_holidays():
     assert public_holidays(["Atlantis"], 2026, 2026) == []
 
 
-def test_dim_customer_first_and_last_seen_and_latest_country(spark):
-    rows = [transaction(at(9) - timedelta(days=1), user="U1", country="UK"),
-            transaction(at(18), user="U1", country="USA"),
-            transaction(at(12), user="U2", country="France")]
-    customers = {r.customer_key: r for r in dim_customer(lake(spark, rows)).collect()}
-    assert set(customers) == {"U1", "U2"}
-    u1 = customers["U1"]
-    assert (u1.country, u1.first_seen, u1.last_seen) == (
-        "USA", (at(9) - timedelta(days=1)).replace(tzinfo=None), at(18).replace(tzinfo=None))
+def test_dim_customer_figures_latest_country_segment_and_registry(spark):
+    day = at(0).date()
+    rows = [transaction(at(9) - timedelta(days=400), user="U00000001", country="UK",
+                        lines=[("P1", PHONES, 1, 5.0)]),  # before the look-back window: lifetime only
+            transaction(at(9) - timedelta(days=1), user="U00000001", country="UK", lines=[("P1", PHONES, 1, 10.0)]),
+            transaction(at(18), user="U00000001", country="USA", lines=[("P1", PHONES, 2, 10.0)]),
+            transaction(at(12), user="U2", country="France"),
+            transaction(at(12) + timedelta(days=1), user="U2", country="France")]  # after the day: not counted
+    transactions = lake(spark, rows)
+    figures = customer_figures(transactions, day, 365)
+    segments = customer_rfm(transactions, day, 365)
+    assert sorted(window_customers(figures, day).collect()) == sorted(rfm_customers(transactions, day, 365).collect())
+    snapshot = with_customer_registry(dim_customer(figures, segments, day), SHOP, Settings().generator)
+    customers = {r.customer_key: r for r in snapshot.collect()}
+    assert set(customers) == {"U00000001", "U2"}
+    u1, u2 = customers["U00000001"], customers["U2"]
+    assert (u1.country, u1.first_seen, u1.last_seen, u1.lifetime_orders, u1.lifetime_revenue, u1.as_of) == (
+        "USA", (at(9) - timedelta(days=400)).replace(tzinfo=None), at(18).replace(tzinfo=None), 3, Decimal("35.00"), day)
+    assert u1.rfm_segment == segments.where("user_id = 'U00000001'").first().rfm_segment
+    assert u1.name and u1.registration_date < day  # the registry knows the catalog's users
+    assert (u2.name, u2.registration_date, u2.lifetime_orders) == (None, None, 1)  # an id it does not know
+    assert snapshot.columns[:3] == ["customer_key", "name", "registration_date"]
 
 
 def test_dim_product_splits_department_from_category(spark):
@@ -113,11 +135,14 @@ def test_dim_product_splits_department_from_category(spark):
         "product_id string, name string, category string, department string, price decimal(10,2), "
         "initial_stock int, rating decimal(2,1)",
     )
-    rows = {r.product_key: r for r in dim_product(catalog).collect()}
+    rows = {r.product_key: r for r in with_product_brands(
+        dim_product(catalog, date(2026, 11, 20)), SHOP, Settings().generator).collect()}
     laptop = rows["P000001"]
     assert (laptop.name, laptop.category, laptop.department, laptop.subcategory, laptop.list_price, laptop.rating) == (
         "Acme Pro Laptops", "Electronics > Laptops", "Electronics", "Laptops", Decimal("999.99"), Decimal("4.5"))
     assert (rows["P000002"].department, rows["P000002"].subcategory) == ("Misc", None)
+    assert laptop.brand and laptop.as_of == date(2026, 11, 20)  # the catalog's brand of its first product
+    assert rows["P000002"].brand is not None and list(rows["P000002"].asDict())[:3] == ["product_key", "name", "brand"]
 
 
 def test_geography_and_payment_dimensions_follow_the_settings(spark):

@@ -248,3 +248,41 @@ def _cached(settings_json: str, behaviour_json: str) -> ShopCatalog:
 def get_catalog(settings: CatalogSettings, behaviour: GeneratorSettings) -> ShopCatalog:
     """The catalog for these settings, built once per process."""
     return _cached(settings.model_dump_json(), behaviour.model_dump_json())
+
+
+def _catalog_indexes(ids: pa.Array, prefix: str, digits: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in catalog order of ids numbered like ``U00000001`` (``prefix`` + ``digits``
+    digits, from 1), and a mask of the ids that are such a number within the catalog's size."""
+    text = pc.cast(ids, pa.string())
+    valid = pc.fill_null(pc.match_substring_regex(text, f"^{prefix}[0-9]{{{digits}}}$"), False)
+    digits_only = pc.if_else(valid, pc.utf8_slice_codeunits(text, len(prefix)), "0")
+    numbers = pc.cast(digits_only, pa.int64()).to_numpy(zero_copy_only=False)
+    known = valid.to_numpy(zero_copy_only=False) & (numbers >= 1) & (numbers <= size)
+    return np.where(known, numbers - 1, 0), known
+
+
+def customer_attributes(catalog: ShopCatalog, user_ids: pa.Array) -> pa.Table:
+    """What the shop's registry knows of each user id (in order): name, registration_date,
+    home_country; nulls for an id the catalog does not hold (a copy's suffixed id, a test's)."""
+    users = catalog.users
+    index, known = _catalog_indexes(user_ids, "U", 8, len(users))
+    missing = pa.array(~known)
+    country = users.country[index].astype(np.int32)
+    first = np.asarray([name for names in users.first_names for name in names], dtype=object)
+    last = np.asarray([name for names in users.last_names for name in names], dtype=object)
+    names = first[country * NAME_POOL + users.first_name[index]] + " " + last[country * NAME_POOL + users.last_name[index]]
+    return pa.table({
+        "name": pc.if_else(missing, pa.scalar(None, pa.string()), pa.array(names, pa.string())),
+        "registration_date": pc.if_else(missing, pa.scalar(None, pa.date32()),
+                                        pa.array(users.registered[index], pa.date32())),
+        "home_country": pc.if_else(missing, pa.scalar(None, pa.string()),
+                                   pc.take(pa.array(users.countries), pa.array(country))),
+    })
+
+
+def product_brands(catalog: ShopCatalog, product_ids: pa.Array) -> pa.Array:
+    """The brand of each product id (in order); null for an id the catalog does not hold."""
+    products = catalog.products
+    index, known = _catalog_indexes(product_ids, "P", 6, len(products))
+    brands = pc.take(pa.array(products.brands), pa.array(products.brand[index].astype(np.int32)))
+    return pc.if_else(pa.array(~known), pa.scalar(None, pa.string()), brands)

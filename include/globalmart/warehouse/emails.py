@@ -5,7 +5,8 @@ what was found, example rows) and points to the Data Docs page built for that ru
 run's email says, per day, which gates passed with how many expectations, where their Data Docs
 are, and per table what publishing did: a dimension's documents inserted, updated and unchanged
 (a re-run reads "unchanged", not 0), a day-keyed table's documents inserted and the day's
-previous ones they replaced. Both are sent like every alert email
+previous ones they replaced (or its documents unchanged: a re-run writes nothing), and links to
+the dashboards that show the warehouse (``dashboards.url``). Both are sent like every alert email
 (:func:`globalmart.alerting.delivery.send`: the provider's SMTP hook, ``alerting.recipients``).
 """
 
@@ -23,6 +24,8 @@ from globalmart.settings import Settings
 GATE_TITLES = {"raw_day": "raw-day", "outputs": "output"}
 OUTCOME_TITLES = {"inserted": "inserted", "updated": "updated", "unchanged": "unchanged",
                   "replaced": "day's previous replaced"}
+# the dashboard pages that read the warehouse (Streamlit's page paths, dashboards/app.py)
+DASHBOARD_PAGES = {"Customers (RFM segments)": "customers", "Products and trends": "products"}
 
 _html = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _text = Environment(autoescape=False, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -87,9 +90,15 @@ PUBLISHED_HTML = """\
 </tr>
 {% endfor %}
 </table>
-<p style="color: #555">Dimensions merge by key, so a re-run leaves them unchanged; day-keyed tables
-replace the day's previous documents with the staged ones.</p>
+<p style="color: #555">Only what changed is written: a dimension's new documents are inserted and
+changed ones updated; a day-keyed table's changed day replaces its previous documents; a re-run of
+an unchanged day leaves everything unchanged.</p>
 {% endfor %}
+<p>Dashboards:
+{% for title, url in dashboards.items() %}
+  <a href="{{ url }}">{{ title }}</a>{{ " ·" if not loop.last }}
+{% endfor %}
+</p>
 </body></html>
 """
 
@@ -112,9 +121,15 @@ Data Docs: {{ docs }}
 - {{ table }}: {{ changes.inserted | count }} inserted
 {%- if "replaced" in changes %}
 {%- if changes.replaced %}, replacing the day's {{ changes.replaced | count }} previous documents{% endif %}
+{%- if changes.get("unchanged") %}, {{ changes.unchanged | count }} unchanged{% endif %}
 {%- else %}, {{ changes.updated | count }} updated, {{ changes.unchanged | count }} unchanged{% endif %}
 
 {% endfor %}
+{% endfor %}
+
+Dashboards:
+{% for title, url in dashboards.items() %}
+- {{ title }}: {{ url }}
 {% endfor %}
 """
 
@@ -139,7 +154,8 @@ def render_published(published: dict[str, dict], settings: Settings) -> Rendered
     (table → inserted, updated, unchanged or inserted, replaced) and ``gates`` (gate, evaluated,
     docs_index of each gate passed)."""
     context = {"days": _days(list(published)), "published": sorted(published.items()), "gate_titles": GATE_TITLES,
-               "outcome_titles": OUTCOME_TITLES}
+               "outcome_titles": OUTCOME_TITLES,
+               "dashboards": {title: f"{settings.dashboards.url}/{page}" for title, page in DASHBOARD_PAGES.items()}}
     subject = f"{settings.alerting.subject_prefix} Daily batch published {context['days']}"
     return RenderedEmail(subject=subject, html=_html.from_string(PUBLISHED_HTML).render(context),
                          text=_text.from_string(PUBLISHED_TEXT).render(context))

@@ -138,6 +138,43 @@ def rfm_customers(transactions: DataFrame, analysis_date: date, lookback_days: i
     )
 
 
+def customer_figures(transactions: DataFrame, analysis_date: date, lookback_days: int) -> DataFrame:
+    """Lake transactions (any range; those on or before ``analysis_date`` count) → one row per
+    customer, in one aggregation: user_id, country (of the latest transaction, ties broken by
+    id), first_seen, last_seen (event times), lifetime_orders, lifetime_revenue (every
+    transaction the lake holds up to the day), and over the look-back window last_purchase_date,
+    frequency, monetary (0 and null when the customer did not buy in it).
+
+    :func:`window_customers` of it equals :func:`rfm_customers` of the same transactions."""
+    first_day = analysis_date - timedelta(days=lookback_days - 1)
+    in_window = F.col("event_date") >= F.lit(first_day)
+    amount = F.col("total_amount").cast(PRICE)
+    latest = F.struct("event_time", "transaction_id")
+    return (
+        transactions.where(F.col("event_date") <= F.lit(analysis_date))
+        .groupBy("user_id")
+        .agg(
+            F.max_by("country", latest).alias("country"),
+            F.min("event_time").alias("first_seen"),
+            F.max("event_time").alias("last_seen"),
+            F.count(F.lit(1)).cast("int").alias("lifetime_orders"),
+            F.sum(amount).cast(MONEY).alias("lifetime_revenue"),
+            F.max(F.when(in_window, F.col("event_date"))).alias("last_purchase_date"),
+            F.count(F.when(in_window, F.lit(1))).cast("int").alias("frequency"),
+            F.sum(F.when(in_window, amount)).cast(MONEY).alias("monetary"),
+        )
+    )
+
+
+def window_customers(figures: DataFrame, analysis_date: date) -> DataFrame:
+    """The customers of ``customer_figures`` who bought in the look-back window, as
+    :func:`rfm_customers` gives them."""
+    return figures.where(F.col("frequency") > 0).select(
+        F.lit(analysis_date).alias("analysis_date"), "user_id", "last_purchase_date",
+        F.datediff(F.lit(analysis_date), "last_purchase_date").alias("recency"), "frequency", "monetary",
+    )
+
+
 def customer_rfm(transactions: DataFrame, analysis_date: date, lookback_days: int) -> DataFrame:
     """``rfm_scores`` of ``rfm_customers``: columns analysis_date, user_id, last_purchase_date,
     recency (days), frequency, monetary, r_score, f_score, m_score, fm_score (1..5 each),

@@ -9,6 +9,10 @@
   folder per run date and table, overwritten by each run of the step that writes it; the
   output gate audits it and only then does the publish step copy it into MongoDB.
 - Gate results: ``<warehouse_dir>/staging/<day>/gates/<gate>.json`` (what failed, Data Docs path).
+- Dimension state (:mod:`globalmart.warehouse.dimensions`): a run stages the new state of
+  ``dim_customer`` and ``dim_product`` under ``<warehouse_dir>/staging/<day>/state/<table>/``
+  (``current/``, ``history/``, and two marker files: the generation it was built from and its
+  own); publishing promotes it to ``<warehouse_dir>/dimensions/<table>/``, the state MongoDB holds.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ PRODUCT_PERFORMANCE = "product_performance"
 SALES_TRENDS = "sales_trends"
 TABLES = (FACT_SALES, *DIMENSIONS, CUSTOMER_RFM, PRODUCT_PERFORMANCE, SALES_TRENDS)
 GATES_FOLDER = "gates"
+STATE_FOLDER = "state"
+# the dimensions kept as state (current rows and type-2 history); their staged table holds
+# only the documents that changed
+STATEFUL_DIMENSIONS = ("dim_customer", "dim_product")
+GENERATION_FILE, BASE_FILE = "_GENERATION", "_BASE"
 # the gates' names in ``globalmart.quality_gates.gates``, here for readers of their saved results
 # that should not import Great Expectations (~15 s)
 RAW_DAY_GATE, OUTPUT_GATE = "raw_day", "outputs"
@@ -53,16 +62,18 @@ def lake_schema(topic_key: str) -> StructType:
     return StructType([*contract.fields, StructField("event_date", DateType()), StructField("event_hour", IntegerType())])
 
 
-def read_lake(spark: SparkSession, settings: Settings, topic_key: str, first: date, last: date,
+def read_lake(spark: SparkSession, settings: Settings, topic_key: str, first: date | None, last: date,
               columns: list[str] | None = None) -> DataFrame:
-    """Events of ``topic_key`` with ``first <= event_date <= last`` (partition pruning), only
-    ``columns`` when given."""
+    """Events of ``topic_key`` with ``first <= event_date <= last`` (partition pruning; no
+    ``first``: from the lake's first day), only ``columns`` when given."""
     path = settings.lake_dir / topic_key
     if any(path.glob("event_date=*")):
         frame = spark.read.parquet(str(path))
     else:
         frame = spark.createDataFrame([], lake_schema(topic_key))
-    frame = frame.where(F.col("event_date").between(F.lit(first), F.lit(last)))
+    frame = frame.where(F.col("event_date") <= F.lit(last))
+    if first is not None:
+        frame = frame.where(F.col("event_date") >= F.lit(first))
     return frame.select(*columns) if columns else frame
 
 
@@ -101,6 +112,29 @@ def read_staged(spark: SparkSession, settings: Settings, day: date, table: str) 
     if not (path / "_SUCCESS").exists():
         raise FileNotFoundError(f"{table} of {day} is not staged ({path}): run the step that builds it first")
     return spark.read.parquet(str(path))
+
+
+def staged_state_path(settings: Settings, day: date, table: str) -> Path:
+    return staging_dir(settings, day) / STATE_FOLDER / table
+
+
+def published_state_path(settings: Settings, table: str) -> Path:
+    """The state of ``table`` MongoDB holds (promoted by the publish step)."""
+    return settings.warehouse_dir / "dimensions" / table
+
+
+def state_generation(path: Path, marker: str = GENERATION_FILE) -> str | None:
+    """A state's generation (``GENERATION_FILE``) or the one it was built from (``BASE_FILE``,
+    empty when built from nothing); None when there is no state at ``path``."""
+    file = path / marker
+    return file.read_text().strip() if file.exists() else None
+
+
+def read_state(spark: SparkSession, path: Path) -> tuple[DataFrame, DataFrame] | None:
+    """(current, history) of the state at ``path``; None when there is none."""
+    if state_generation(path) is None:
+        return None
+    return spark.read.parquet(str(path / "current")), spark.read.parquet(str(path / "history"))
 
 
 def gate_result_path(settings: Settings, day: date, gate: str) -> Path:

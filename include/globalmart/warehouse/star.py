@@ -16,8 +16,13 @@ from __future__ import annotations
 
 from datetime import date
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from globalmart.settings import Catalog as CatalogSettings
+from globalmart.settings import GeneratorSettings
 
 from globalmart.warehouse.holiday_calendar import public_holidays
 
@@ -109,26 +114,80 @@ def dim_date(spark: SparkSession, first_day: date, last_day: date, countries: li
     )
 
 
-def dim_customer(transactions: DataFrame) -> DataFrame:
-    """Customers seen in ``transactions``: customer_key (the user id), country (of the latest
-    transaction), first_seen, last_seen (event times).
+def dim_customer(figures: DataFrame, segments: DataFrame, day: date) -> DataFrame:
+    """The day's customer snapshot: every customer scored by the day's RFM (``segments``:
+    user_id, rfm_segment; the customers who bought in the look-back window) with their
+    ``figures`` (:func:`globalmart.warehouse.rfm.customer_figures`) → customer_key, country (of
+    the latest transaction), first_seen, last_seen (event times), lifetime_orders,
+    lifetime_revenue (over the lake up to the day), rfm_segment (current), as_of (``day``).
 
-    Rows of successive days merge by the earliest ``first_seen`` and the latest ``last_seen``,
-    so loading a day twice changes nothing.
-    """
-    latest = F.struct("event_time", "transaction_id")  # ties broken by id: deterministic
-    return transactions.groupBy("user_id").agg(
-        F.max_by("country", latest).alias("country"),
-        F.min("event_time").alias("first_seen"),
-        F.max("event_time").alias("last_seen"),
-    ).select(F.col("user_id").alias("customer_key"), "country", "first_seen", "last_seen")
+    The registry's name and registration date are added by :func:`with_customer_registry`;
+    :mod:`globalmart.warehouse.dimensions` keeps the segment's history."""
+    return figures.join(segments.select("user_id", "rfm_segment"), "user_id").select(
+        F.col("user_id").alias("customer_key"), "country", "first_seen", "last_seen", "lifetime_orders",
+        "lifetime_revenue", "rfm_segment", F.lit(day).alias("as_of"))
 
 
-def dim_product(catalog: DataFrame) -> DataFrame:
+def _registry_lookup(frame: DataFrame, lookup, added: str) -> DataFrame:
+    """``frame`` with the columns of ``added`` (a DDL schema) from ``lookup(shop, batch)``,
+    a pyarrow function over the shop's catalog, run in the Python workers (the catalog is
+    built once per worker from the settings, deterministic for its seed)."""
+    schema = T.StructType([*frame.schema.fields, *T._parse_datatype_string(added).fields])
+
+    def batches(source):
+        for batch in source:
+            found = lookup(batch)
+            yield pa.RecordBatch.from_arrays([*batch.columns, *(c.combine_chunks() for c in found.columns)],
+                                             names=[*batch.schema.names, *found.schema.names])
+
+    return frame.mapInArrow(batches, schema)
+
+
+def with_customer_registry(snapshot: DataFrame, catalog: CatalogSettings, behaviour: GeneratorSettings) -> DataFrame:
+    """``snapshot`` (with customer_key) plus name and registration_date from the shop's
+    registry (the generator's catalog: users are numbered ``U00000001`` in catalog order);
+    nulls for a customer it does not know."""
+    catalog_json, behaviour_json = catalog.model_dump_json(), behaviour.model_dump_json()
+
+    def lookup(batch: pa.RecordBatch) -> pa.Table:
+        from globalmart.generator.catalog import customer_attributes, get_catalog
+
+        shop = get_catalog(CatalogSettings.model_validate_json(catalog_json),
+                           GeneratorSettings.model_validate_json(behaviour_json))
+        return customer_attributes(shop, batch.column(batch.schema.get_field_index("customer_key"))).select(
+            ["name", "registration_date"])
+
+    found = _registry_lookup(snapshot, lookup, "name string, registration_date date")
+    return found.select("customer_key", "name", "registration_date",
+                        *(c for c in snapshot.columns if c != "customer_key"))
+
+
+def with_product_brands(products: DataFrame, catalog: CatalogSettings, behaviour: GeneratorSettings) -> DataFrame:
+    """``products`` (with product_key, after name) plus brand from the shop's catalog; null for
+    a product it does not know."""
+    catalog_json, behaviour_json = catalog.model_dump_json(), behaviour.model_dump_json()
+
+    def lookup(batch: pa.RecordBatch) -> pa.Table:
+        from globalmart.generator.catalog import get_catalog, product_brands
+
+        shop = get_catalog(CatalogSettings.model_validate_json(catalog_json),
+                           GeneratorSettings.model_validate_json(behaviour_json))
+        return pa.table({"brand": product_brands(shop, batch.column(batch.schema.get_field_index("product_key")))})
+
+    found = _registry_lookup(products, lookup, "brand string")
+    columns = [c for c in products.columns if c != "brand"]
+    at = columns.index("name") + 1 if "name" in columns else 1
+    return found.select(*columns[:at], "brand", *columns[at:])
+
+
+def dim_product(catalog: DataFrame, day: date | None = None) -> DataFrame:
     """The product catalog (the ``product_catalog`` table's columns) → product_key, name,
-    category (``"Department > Subcategory"``), department, subcategory, list_price, rating."""
+    category (``"Department > Subcategory"``), department, subcategory, list_price, rating;
+    and as_of (``day``) when given: the day's snapshot of those products (the brand comes
+    from :func:`with_product_brands`, the price's history from
+    :mod:`globalmart.warehouse.dimensions`)."""
     parts = F.split("category", " > ", 2)
-    return catalog.select(
+    columns = [
         F.col("product_id").alias("product_key"),
         "name",
         "category",
@@ -136,7 +195,8 @@ def dim_product(catalog: DataFrame) -> DataFrame:
         F.try_element_at(parts, F.lit(2)).alias("subcategory"),
         F.col("price").cast(PRICE).alias("list_price"),
         F.col("rating").cast("decimal(2,1)").alias("rating"),
-    )
+    ]
+    return catalog.select(*columns, *([F.lit(day).alias("as_of")] if day else []))
 
 
 def dim_geography(spark: SparkSession, countries: list[str], utc_offsets: list[int]) -> DataFrame:

@@ -1,8 +1,12 @@
 """The daily batch's Spark steps, each over one or more days (a backfill), in DAG order:
 
 1. ``gate_raw``: the raw-day gate on each day of the lake; a failure stops the run before any ETL;
-2. ``etl``: ``fact_sales`` and the dimensions into staging;
-3. ``rfm``: ``customer_rfm`` per analysis date (each day), over ``warehouse.rfm_lookback_days``;
+2. ``etl``: ``fact_sales`` and the dimensions into staging (``dim_product`` as the products whose
+   document changed, with the new state of the dimension: see
+   :mod:`globalmart.warehouse.dimensions`);
+3. ``rfm``: ``customer_rfm`` per analysis date (each day), over ``warehouse.rfm_lookback_days``,
+   and ``dim_customer`` (its figures and current segment come from the same aggregation of the
+   lake up to the day; staged like ``dim_product``);
 4. ``products``: ``product_performance`` of each day;
 5. ``trends``: the ``sales_trends`` periods (day, its week, its month) that contain each day,
    from every day of them in the lake;
@@ -22,18 +26,31 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
+from pathlib import Path
 
 from dateutil.relativedelta import relativedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from globalmart.settings import Settings
 from globalmart.warehouse import sources
+from globalmart.warehouse.dimensions import TRACKED, DimensionState, apply_snapshot, documents
 from globalmart.warehouse.products import product_performance
-from globalmart.warehouse.rfm import rfm_customers, rfm_scores
-from globalmart.warehouse.star import dim_customer, dim_date, dim_geography, dim_payment_method, dim_product, fact_sales
+from globalmart.warehouse.rfm import customer_figures, rfm_scores, window_customers
+from globalmart.warehouse.star import (
+    dim_customer,
+    dim_date,
+    dim_geography,
+    dim_payment_method,
+    dim_product,
+    fact_sales,
+    with_customer_registry,
+    with_product_brands,
+)
 from globalmart.warehouse.trends import sales_trends
 
 log = logging.getLogger(__name__)
@@ -86,16 +103,47 @@ def _stage(frame: DataFrame, settings: Settings, day: date, table: str) -> None:
     log.info("%s %s: %d rows staged (%.1f s)", day, table, rows, time.monotonic() - started)
 
 
+def _empty_state(spark: SparkSession, snapshot: DataFrame, table: str) -> DimensionState:
+    spec = TRACKED[table]
+    attribute = snapshot.schema[spec.attribute]
+    history = spark.createDataFrame([], T.StructType([
+        snapshot.schema[spec.key], attribute, T.StructField("valid_from", T.DateType()),
+        T.StructField("valid_to", T.DateType())]))
+    return DimensionState(documents(snapshot.limit(0), history, spec), history)
+
+
+def _stage_dimension(spark: SparkSession, settings: Settings, day: date, table: str, snapshot: DataFrame,
+                     base: Path) -> Path:
+    """Apply the day's ``snapshot`` of a stateful dimension to the state at ``base``: stage the
+    changed documents as the day's ``table`` and the new state beside them; its path."""
+    started = time.monotonic()
+    stored = sources.read_state(spark, base)
+    state = DimensionState(*stored) if stored else _empty_state(spark, snapshot, table)
+    new_state, changed = apply_snapshot(state, snapshot, day, TRACKED[table])
+    target = sources.staged_state_path(settings, day, table)
+    new_state.history.write.mode("overwrite").parquet(str(target / "history"))
+    new_state.current.write.mode("overwrite").parquet(str(target / "current"))
+    (target / sources.BASE_FILE).write_text(sources.state_generation(base) or "")
+    (target / sources.GENERATION_FILE).write_text(uuid.uuid4().hex)
+    rows = sources.write_staged(changed, settings, day, table)
+    log.info("%s %s: %d documents changed, state staged (%.1f s)", day, table, rows, time.monotonic() - started)
+    return target
+
+
 def etl(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
     catalog = sources.read_catalog(spark, settings).cache()
+    # each day builds on the published state, then on the previous day's in this run
+    products_state = sources.published_state_path(settings, "dim_product")
     for day in days:
         transactions = sources.read_lake(spark, settings, "transactions", day, day).cache()
         facts = fact_sales(transactions)
         _stage(facts, settings, day, sources.FACT_SALES)
         sold = sources.read_staged(spark, settings, day, sources.FACT_SALES).select(
             F.col("product_key").alias("product_id")).distinct()
-        _stage(dim_product(catalog.join(sold, "product_id", "left_semi")), settings, day, "dim_product")
-        _stage(dim_customer(transactions), settings, day, "dim_customer")
+        snapshot = with_product_brands(dim_product(catalog.join(sold, "product_id", "left_semi"), day),
+                                       settings.catalog, settings.generator).persist()
+        products_state = _stage_dimension(spark, settings, day, "dim_product", snapshot, products_state)
+        snapshot.unpersist()
         _stage(dim_date(spark, day, day, settings.catalog.countries), settings, day, "dim_date")
         _stage(dim_geography(spark, settings.catalog.countries, settings.catalog.country_utc_offsets),
                settings, day, "dim_geography")
@@ -105,13 +153,23 @@ def etl(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
 
 
 def rfm(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
+    """``customer_rfm`` and ``dim_customer`` of each day, from one aggregation of the lake up to
+    the day: the look-back window's figures for RFM, the lifetime ones for the dimension."""
     lookback = settings.warehouse.rfm_lookback_days
+    customers_state = sources.published_state_path(settings, "dim_customer")
     for day in days:
-        window = sources.read_lake(spark, settings, "transactions", day - timedelta(days=lookback - 1), day,
-                                   columns=["event_date", "user_id", "total_amount"])
-        customers = rfm_customers(window, day, lookback).persist()  # read by the cut points and the scoring
-        _stage(rfm_scores(customers), settings, day, sources.CUSTOMER_RFM)
-        customers.unpersist()
+        lake = sources.read_lake(spark, settings, "transactions", None, day,
+                                 columns=["event_date", "event_time", "transaction_id", "user_id", "country",
+                                          "total_amount"])
+        figures = customer_figures(lake, day, lookback).persist()  # read by the cut points, the scores, the dimension
+        scored = rfm_scores(window_customers(figures, day))
+        _stage(scored, settings, day, sources.CUSTOMER_RFM)
+        segments = sources.read_staged(spark, settings, day, sources.CUSTOMER_RFM)
+        snapshot = with_customer_registry(dim_customer(figures, segments, day), settings.catalog,
+                                          settings.generator).persist()
+        customers_state = _stage_dimension(spark, settings, day, "dim_customer", snapshot, customers_state)
+        snapshot.unpersist()
+        figures.unpersist()
 
 
 def products(spark: SparkSession, settings: Settings, days: Sequence[date]) -> None:
@@ -162,7 +220,10 @@ def gate_outputs(spark: SparkSession, settings: Settings, days: Sequence[date]) 
         staged = {table: sources.read_staged(spark, settings, day, table)
                   for table in (sources.FACT_SALES, sources.CUSTOMER_RFM, *sources.DIMENSIONS)}
         raw = sources.read_lake(spark, settings, "transactions", day, day)
-        dimensions = {table: staged[table] for table in sources.DIMENSIONS}
+        # a stateful dimension's staged table holds only its changed documents: the facts'
+        # keys are looked up in its whole new state
+        dimensions = {table: spark.read.parquet(str(sources.staged_state_path(settings, day, table) / "current"))
+                      if table in sources.STATEFUL_DIMENSIONS else staged[table] for table in sources.DIMENSIONS}
         return validate_outputs(day, raw, staged[sources.FACT_SALES], staged[sources.CUSTOMER_RFM], dimensions, settings)
 
     _gate(OUTPUT_GATE, days, validate, settings)
