@@ -163,6 +163,9 @@ class AirflowSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
     scheduler_health_port: int = 8974
+    # task and trigger logs served to the UI while a task runs or defers (Airflow's log server app,
+    # bound to ``host``); the local platform serves both kinds from one process and one log folder
+    log_server_port: int = 8793
     admin_user: str = "admin"
     admin_password: SecretStr | None = None
     fernet_key: SecretStr | None = None
@@ -405,7 +408,12 @@ class ApiSettings(BaseModel):
     key: SecretStr | None = None  # sent as the ``X-API-Key`` header; generated into the secrets file
     default_page_size: int = Field(100, ge=1)
     max_page_size: int = Field(1000, ge=1)
-    postgres_connections: int = Field(8, ge=1)  # pooled; uvicorn serves sync routes from threads
+    postgres_connections: int = Field(8, ge=1)  # pooled per worker process; each read holds one in a thread
+    # uvicorn worker processes (one core each at most: Python's GIL). Each holds its own pool and
+    # answer cache, and /metrics counts the requests of the worker that answers it
+    workers: int = Field(1, ge=1)
+    # the summary and sales answers are kept this long (the marts change once a second); 0: no cache
+    cache_seconds: float = Field(1.0, ge=0)
 
     @property
     def url(self) -> str:

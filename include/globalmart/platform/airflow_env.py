@@ -103,6 +103,11 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret(af.jwt_secret),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.logs_dir / "airflow"),
+        # the UI reads a running or deferred task's log from the log server (the `airflow-log-server`
+        # service) at the host the task recorded: the platform's host, where that server listens
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(af.log_server_port),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(af.log_server_port),
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "globalmart.platform.airflow_env.platform_host",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": af.host,
@@ -116,6 +121,15 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     for conn_id, conn in connections(settings).items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
     return env
+
+
+def platform_host() -> str:
+    """The host name Airflow records for a task and a triggerer (``[core] hostname_callable``): the
+    address every platform service listens on, so the UI finds the log server there. The default
+    (the machine's FQDN) may resolve to an address nothing listens on (Debian's 127.0.1.1)."""
+    from globalmart.settings import get_settings
+
+    return get_settings().airflow.host
 
 
 def write_passwords_file(settings: Settings) -> None:
