@@ -30,7 +30,9 @@ if counts.rows:
                       delta_color="off")
 if latest.rows:
     st.subheader("Latest" + (" (first 500)" if latest.has_more else ""))
+    # review_*: the fraud review answered in Airflow's Required Actions (restock_decision / fraud_review DAGs)
     st.dataframe(support.frame(latest, ["last_event_time", "kind", "score", "user_id", "country", "amount",
-                                        "description", "transaction_ids"]), hide_index=True,
+                                        "description", "review_status", "review_outcome", "reviewed_by",
+                                        "transaction_ids"]), hide_index=True,
                  column_config={"score": st.column_config.ProgressColumn("score", min_value=0, max_value=1),
                                 "amount": st.column_config.NumberColumn("amount", format="$%.2f")})
