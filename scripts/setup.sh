@@ -28,6 +28,7 @@ command -v java >/dev/null || apt_missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_missing+=(maven)
 command -v npm >/dev/null || apt_missing+=(nodejs npm)
 command -v dot >/dev/null || apt_missing+=(graphviz)
+command -v chromium >/dev/null || apt_missing+=(chromium)  # the dashboards' browser test and screenshots
 if [ ${#apt_missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing Debian packages (${apt_missing[*]}): run as root or install them"
   log "installing Debian packages: ${apt_missing[*]}"
