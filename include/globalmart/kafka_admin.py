@@ -16,10 +16,15 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
 
 
-def topic_config(topic: TopicSpec) -> dict[str, str]:
+def topic_config(topic: TopicSpec, min_insync_replicas: int = 1) -> dict[str, str]:
     """Every topic's records carry the time the broker appended them, not a time the producer
-    claims: the contracts judge an event's time against it, so no producer can move it."""
-    return {"retention.ms": str(topic.retention_ms), "message.timestamp.type": "LogAppendTime"}
+    claims: the contracts judge an event's time against it, so no producer can move it. An
+    acknowledged write (acks=all) is on ``min_insync_replicas`` brokers."""
+    return {
+        "retention.ms": str(topic.retention_ms),
+        "message.timestamp.type": "LogAppendTime",
+        "min.insync.replicas": str(min_insync_replicas),
+    }
 
 
 def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, timeout: float = 30) -> list[str]:
@@ -31,7 +36,8 @@ def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, tim
     wanted = {t.name: t for t in (topics or settings.kafka.topics())}
     existing = admin.list_topics(timeout=timeout).topics
     to_create = [
-        NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=topic_config(t))
+        NewTopic(t.name, num_partitions=t.partitions, replication_factor=settings.kafka.replication_factor,
+                 config=topic_config(t, settings.kafka.min_insync_replicas))
         for name, t in wanted.items()
         if name not in existing
     ]
@@ -55,7 +61,8 @@ def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, tim
             ConfigResource.Type.TOPIC,
             name,
             incremental_configs=[
-                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in topic_config(t).items()
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in topic_config(t, settings.kafka.min_insync_replicas).items()
             ],
         )
         for name, t in wanted.items()

@@ -12,6 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,12 @@ class KafkaSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 9092
     controller_port: int = 9093
+    # the brokers clients bootstrap from ("host:port,host:port"); unset: host:port, the one local broker
+    bootstrap: str | None = None
+    # copies of each partition of the platform's topics, and the in-sync copies a write needs
+    # before it is acknowledged (producers ask acks=all); one local broker: 1 and 1
+    replication_factor: int = Field(1, ge=1)
+    min_insync_replicas: int = Field(1, ge=1)
     heap: str = "512m"
     # producer tuning of the generator: large lz4 batches keep the broker's work per event low
     producer_compression: str = "lz4"
@@ -51,7 +58,7 @@ class KafkaSettings(BaseModel):
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.bootstrap or f"{self.host}:{self.port}"
 
     @model_validator(mode="before")
     @classmethod
@@ -90,10 +97,17 @@ class MongoSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 27017
     database: str = "globalmart"
+    # MongoDB with authentication (cluster): a user of the ``admin`` database with read-write on
+    # ``database``; unset for the local FerretDB, which PostgreSQL's own access rules guard
+    user: str | None = None
+    password: SecretStr | None = None
 
     @property
     def uri(self) -> str:
-        return f"mongodb://{self.host}:{self.port}/"
+        if not self.user:
+            return f"mongodb://{self.host}:{self.port}/"
+        secret = quote(self.password.get_secret_value() if self.password else "", safe="")
+        return f"mongodb://{quote(self.user, safe='')}:{secret}@{self.host}:{self.port}/"
 
 
 class SmtpSettings(BaseModel):
@@ -179,6 +193,7 @@ class AirflowSettings(BaseModel):
 
 class SparkSettings(BaseModel):
     master: str = "local[*]"
+    # address the driver and executors bind to and advertise; empty: the host's own (containers)
     local_ip: str = "127.0.0.1"
     # a failed gate caches the whole day to collect examples of what failed (at 10x the seed's
     # volume: ~7M product views); the ETL caches the day's transactions
@@ -450,6 +465,9 @@ class Settings(BaseSettings):
     warehouse_dir: Path = Field(default_factory=lambda data: data["state_dir"] / "warehouse")
     # validation results and Data Docs of the daily batch's quality gates
     great_expectations_dir: Path = Field(default_factory=lambda data: data["state_dir"] / "great_expectations")
+    # JVM jars fetched from Maven Central (kafka/, spark/); <state_dir>/jars unless set (an image
+    # carries them outside its data volume)
+    jars_dir: Path = Field(default_factory=lambda data: data["state_dir"] / "jars")
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
     mongo: MongoSettings = MongoSettings()
@@ -467,10 +485,6 @@ class Settings(BaseSettings):
     warehouse: WarehouseSettings = WarehouseSettings()
     api: ApiSettings = ApiSettings()
     dashboards: DashboardSettings = DashboardSettings()
-
-    @property
-    def jars_dir(self) -> Path:
-        return self.state_dir / "jars"
 
     @property
     def spark_jars(self) -> list[Path]:

@@ -52,6 +52,12 @@ def connections(settings: Settings) -> dict[str, dict]:
             "port": settings.mongo.port,
             "schema": settings.mongo.database,
             "extra": {"srv": False, "ssl": False},
+            # MongoDB with authentication (cluster): the user is one of the admin database's
+            **(
+                {"login": settings.mongo.user, "password": _secret(settings.mongo.password),
+                 "extra": {"srv": False, "ssl": False, "authSource": "admin"}}
+                if settings.mongo.user else {}
+            ),
         },
         "smtp_default": {
             "conn_type": "smtp",
