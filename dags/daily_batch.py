@@ -87,10 +87,11 @@ the previous day; **Trigger** with `start_date` / `end_date` to run or re-run an
    inside the day, volume within {warehouse.volume_min_ratio}–{warehouse.volume_max_ratio}× the trailing
    {warehouse.volume_trailing_days}-day average, every hour with at least {warehouse.hourly_min_share:g}× the
    day's hourly average. A failure stops the run before any ETL.
-4. **etl** — `fact_sales` (line items) and `dim_date`, `dim_customer`, `dim_product`,
-   `dim_geography`, `dim_payment_method` into the staging area.
-5. **rfm** — `customer_rfm` per analysis date over {warehouse.rfm_lookback_days} days (quintile
-   scores, named segments).
+4. **etl** — `fact_sales` (line items), `dim_product` (name, brand, department, category, list
+   price with its history) and `dim_date`, `dim_geography`, `dim_payment_method` into the staging area.
+5. **rfm** — `customer_rfm` per analysis date over {warehouse.rfm_lookback_days} days (scores from cut
+   points, named segments), and `dim_customer` (name, registration date, country, lifetime
+   figures, current segment with its history).
 6. **product_performance** — units, revenue, views, conversion, cart adds, rank in category, score.
 7. **sales_trends** — daily, weekly, monthly series with growth and moving averages.
 8. **gate_outputs** — facts reconcile with the raw day, no orphan keys, RFM scores and segments valid.

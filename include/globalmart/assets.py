@@ -3,16 +3,19 @@
     Kafka topic ──(streaming_pipeline: the raw archiver)──► lake dataset
     lake datasets + PostgreSQL product_catalog ──(daily_batch: publish)──► warehouse collections
 
-- ``kafka.<topic>``: the event topics the raw archiver reads (``kafka://<bootstrap>/<topic>``);
-- ``lake.<topic>``: the lake's Parquet dataset of a topic (``file://<lake_dir>/<topic>``). Its
-  producers are the streaming task that runs the raw archiver, and daily_batch's
-  ``wait_for_complete_lake``, which records an event when the archiver's committed progress
-  shows a day archived whole;
+- ``kafka.<topic>``: the event topics the raw archiver reads;
+- ``lake.<topic>``: the lake's Parquet dataset of a topic. Its producers are the streaming task
+  that runs the raw archiver, and daily_batch's ``wait_for_complete_lake``, which records an
+  event when the archiver's committed progress shows a day archived whole;
 - ``postgres.product_catalog``: the shop's products (the name, category and price of ``dim_product``);
-- ``warehouse.<collection>``: a MongoDB collection of the warehouse
-  (``mongodb://<host>:<port>/<database>/<collection>``, never with credentials), produced by
-  daily_batch's ``publish``, whose inlets are the lake datasets and the catalog. Each
-  collection's ``extra`` names what it is built from.
+- ``warehouse.<collection>``: a MongoDB collection of the warehouse, produced by daily_batch's
+  ``publish``, whose inlets are the lake datasets and the catalog. Each collection's ``extra``
+  names what it is built from.
+
+URIs are logical (``x-globalmart://<layer>/<name>``), the same in every environment: Airflow
+keeps one asset per name and URI, and a DAG parsed with another environment's locations (a
+test sandbox, a benchmark, a cluster) would otherwise make the platform's assets inactive and
+fail the tasks that name them. Where each one lives is in the settings.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 from airflow.sdk import Asset
 
 from globalmart.settings import Settings
+
+SCHEME = "x-globalmart"
 
 LAKE_TOPICS = ("transactions", "product_views", "cart_events")
 # each warehouse collection: the daily batch step that stages it and what it reads
@@ -36,30 +41,26 @@ WAREHOUSE_SOURCES = {
 }
 
 
+def _asset(layer: str, name: str, **extra) -> Asset:
+    return Asset(name=f"{layer}.{name}", uri=f"{SCHEME}://{layer}/{name}", group=layer, extra=extra)
+
+
 def kafka_topic(settings: Settings, key: str) -> Asset:
-    name = getattr(settings.kafka, key).name
-    server = settings.kafka.bootstrap_servers.split(",")[0]
-    return Asset(name=f"kafka.{key}", uri=f"kafka://{server}/{name}", group="kafka")
+    return _asset("kafka", key)
 
 
 def lake_dataset(settings: Settings, key: str) -> Asset:
-    return Asset(name=f"lake.{key}", uri=f"file://{settings.lake_dir.resolve()}/{key}", group="lake",
-                 extra={"format": "parquet", "partitioned_by": "event_date, event_hour", "writer": "raw_archiver"})
+    return _asset("lake", key, format="parquet", partitioned_by="event_date, event_hour", writer="raw_archiver")
 
 
 def product_catalog(settings: Settings) -> Asset:
-    postgres = settings.postgres
-    return Asset(name="postgres.product_catalog",
-                 uri=f"postgres://{postgres.host}:{postgres.port}/{postgres.database}/public/product_catalog",
-                 group="postgres")
+    return _asset("postgres", "product_catalog")
 
 
 def warehouse_collection(settings: Settings, collection: str) -> Asset:
-    mongo = settings.mongo
     step, sources = WAREHOUSE_SOURCES[collection]
-    return Asset(name=f"warehouse.{collection}",
-                 uri=f"mongodb://{mongo.host}:{mongo.port}/{mongo.database}/{collection}", group="warehouse",
-                 extra={"built_by": f"daily_batch.{step}", "from": sources, "published_by": "daily_batch.publish"})
+    return _asset("warehouse", collection, built_by=f"daily_batch.{step}", sources=sources,
+                  published_by="daily_batch.publish")
 
 
 def lake_datasets(settings: Settings) -> list[Asset]:

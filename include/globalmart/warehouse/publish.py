@@ -111,32 +111,36 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
 }
 
 
-def _mongo_type(arrow_type: pa.DataType) -> pa.DataType:
-    """The Arrow type MongoDB stores a value of ``arrow_type`` as, nested types included."""
+def _mongo_type(arrow_type: pa.DataType, decimal_as: pa.DataType = pa.float64()) -> pa.DataType:
+    """The Arrow type MongoDB stores a value of ``arrow_type`` as, nested types included
+    (decimals as ``decimal_as``)."""
     if pa.types.is_decimal(arrow_type):
-        return pa.float64()
+        return decimal_as
     if pa.types.is_date(arrow_type) or pa.types.is_timestamp(arrow_type):
         return pa.timestamp("ms")
     if pa.types.is_list(arrow_type):
-        return pa.list_(_mongo_type(arrow_type.value_type))
+        return pa.list_(_mongo_type(arrow_type.value_type, decimal_as))
     if pa.types.is_struct(arrow_type):
-        return pa.struct([pa.field(field.name, _mongo_type(field.type)) for field in arrow_type])
+        return pa.struct([pa.field(field.name, _mongo_type(field.type, decimal_as)) for field in arrow_type])
     return arrow_type
 
 
 def _mongo_ready(table: pa.Table) -> pa.Table:
-    """Arrow types MongoDB stores: decimals → doubles (rounded to the cent), dates → UTC
+    """Arrow types MongoDB stores: decimals → the nearest doubles, dates → UTC
     midnights, timestamps → ms (naive UTC); the same inside lists and structs."""
     columns = []
     for field, column in zip(table.schema, table.columns, strict=True):
         if pa.types.is_decimal(field.type):
-            column = pc.round(pc.cast(column, pa.float64()), 2)
+            # through the text: the nearest double to the decimal (a direct cast or rounding in
+            # floating point can land one unit off: 125.99 → 125.99000000000001)
+            column = pc.cast(pc.cast(column, pa.string()), pa.float64())
         elif pa.types.is_date(field.type):
             column = pc.cast(pc.cast(column, pa.date64()), pa.timestamp("ms"))
         elif pa.types.is_timestamp(field.type):
             column = pc.cast(column, pa.timestamp("ms", tz=field.type.tz), safe=False).cast(pa.timestamp("ms"))
         elif pa.types.is_nested(field.type):
-            column = pc.cast(column, _mongo_type(field.type))
+            # decimals through their text: a direct cast scales in floating point (16.99 → 16.990000000000002)
+            column = pc.cast(pc.cast(column, _mongo_type(field.type, pa.string())), _mongo_type(field.type))
         columns.append(column)
     return pa.table(columns, names=table.schema.names)
 
