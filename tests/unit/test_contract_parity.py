@@ -233,6 +233,11 @@ def pydantic_verdicts(records) -> list[tuple[bool, bool]]:
     return verdicts
 
 
+def natively(settings):
+    """The settings with the native check on (``streaming.native_contract_check``)."""
+    return settings.model_copy(update={"streaming": settings.streaming.model_copy(update={"native_contract_check": True})})
+
+
 def kafka_records(spark, settings, records):
     """The records as a Kafka source gives them, numbered by their offset."""
     rows = [(getattr(settings.kafka, topic).name, payload, 0, offset, received)
@@ -242,7 +247,7 @@ def kafka_records(spark, settings, records):
 
 def native_verdicts(spark, settings, records):
     """(valid, tick) of each record by the native check, and the checked frame."""
-    checked = checked_records(kafka_records(spark, settings, records), settings, list(EVENT_TOPICS)).cache()
+    checked = checked_records(kafka_records(spark, settings, records), natively(settings), list(EVENT_TOPICS)).cache()
     verdicts = {row.kafka_offset: (row.violation is None, row.tick)
                 for row in checked.select("kafka_offset", "violation", "tick").collect()}
     return [verdicts[offset] for offset in range(len(records))], checked
@@ -275,7 +280,7 @@ def test_native_and_pydantic_verdicts_agree_on_every_class_of_record(spark, sett
     frame = kafka_records(spark, settings, records)
     for topic in EVENT_TOPICS:
         model = TOPIC_CONTRACTS[topic]
-        parsed = valid_events(checked_records(frame, settings, [topic]), settings, topic)
+        parsed = valid_events(checked_records(frame, natively(settings), [topic]), settings, topic)
         times = [name for name, field in model.model_fields.items() if field.annotation is datetime]
         rows = parsed.select("*", *(F.unix_micros(name).alias(f"{name}__micros") for name in times)).collect()
         by_offset = {row.kafka_offset: row.asDict(recursive=True) for row in rows}

@@ -1,9 +1,9 @@
 """The event contracts, seen from Spark: schemas derived from the pydantic models, and the check.
 
 A record is valid when its pydantic contract (``globalmart.events``) accepts it, with the broker's
-timestamp as the time it was received. The check is the contract translated to Spark SQL
-(``native_contract``), so no Python worker sees a record; a rejected record's reason is
-pydantic's own, the same text as the generator's check before sending. The platform's
+timestamp as the time it was received: checked by pydantic in a pandas UDF, or by the contract
+translated to Spark SQL (``native_contract``; ``checked_records`` says which); a rejected record's
+reason is pydantic's own either way, the same text as the generator's check before sending. The platform's
 ClockTicks are valid on every event topic: they reach the queries as ``tick`` rows, to move
 watermarks, never as events.
 """
@@ -14,9 +14,11 @@ import types
 import typing
 from datetime import UTC, datetime
 
+import pandas as pd
 from pydantic import BaseModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
@@ -84,20 +86,31 @@ TICK_CHECK = native_check(ClockTick)
 
 
 def checked_records(records: DataFrame, settings: Settings, topic_keys: list[str]) -> DataFrame:
-    """Kafka records of the topics named by their settings keys, with their coordinates, the
-    record parsed once (``document``, a VARIANT), ``violation`` (null when the record passes its
-    topic's contract, else a short reason) and ``tick`` (a valid ClockTick). The check runs in the
-    JVM (``native_contract``); ``explain_rejections`` gives a rejected record pydantic's reason."""
-    # the contract's JSON reading: of duplicate keys the last counts, as in pydantic
-    records.sparkSession.conf.set("spark.sql.variant.allowDuplicateKeys", "true")
-    parsed = records.select(
+    """Kafka records of the topics named by their settings keys, with their coordinates,
+    ``violation`` (null when the record passes its topic's contract, else the reason) and
+    ``tick`` (a valid ClockTick).
+
+    Two ways to check, one verdict (``tests/unit/test_contract_parity.py``): pydantic itself in a
+    pandas UDF (the default), or the contract translated to Spark SQL (``native_contract``,
+    ``streaming.native_contract_check``), where no Python worker sees a record, the record is
+    parsed once (``document``, a VARIANT) and ``explain_rejection`` gives a rejected record
+    pydantic's reason. The native check is not the default yet: as written it costs about 8 times
+    the UDF's CPU per record (see ``native_contract``)."""
+    coordinates = records.select(
         F.col("value"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
         F.col("timestamp").alias("kafka_timestamp"),
-        F.col("value").cast("string").alias("text"),
-    ).withColumn("document", F.expr("try_parse_json(text)"))
+    )
+    if not settings.streaming.native_contract_check:
+        verdict = contract_verdict(topic_contracts(settings))
+        return coordinates.select(
+            "*", verdict(F.col("kafka_topic"), F.col("value"), F.col("kafka_timestamp")).alias("verdict")
+        ).select("*", "verdict.violation", "verdict.tick").drop("verdict")
+    # the contract's JSON reading: of duplicate keys the last counts, as in pydantic
+    records.sparkSession.conf.set("spark.sql.variant.allowDuplicateKeys", "true")
+    parsed = coordinates.withColumn("text", F.col("value").cast("string")).withColumn("document", F.expr("try_parse_json(text)"))
     event_cases, tick_cases = [], []
     for key in topic_keys:
         model, topic = TOPIC_CONTRACTS[key], sql_text(getattr(settings.kafka, key).name)
@@ -114,18 +127,56 @@ def checked_records(records: DataFrame, settings: Settings, topic_keys: list[str
     )
 
 
+VERDICT = "violation string, tick boolean"
+
+
+def _utc(moment) -> datetime | None:
+    """A timestamp as Spark hands it to a pandas UDF (naive, in the session's UTC) → aware UTC."""
+    if moment is None or pd.isna(moment):
+        return None
+    stamp = pd.Timestamp(moment)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+
+
+def contract_verdict(topic_to_contract: dict[str, str]):
+    """A pandas UDF (topic, value bytes, broker timestamp) → (violation: None when valid, else the
+    reason; tick: whether it is a ClockTick)."""
+
+    @pandas_udf(VERDICT)
+    def verdict(topics: pd.Series, values: pd.Series, received: pd.Series) -> pd.DataFrame:
+        from globalmart.events import TOPIC_CONTRACTS, check_payload
+
+        reasons, ticks = [], []
+        for topic, value, received_at in zip(topics, values, received):
+            key = topic_to_contract.get(topic)
+            if key is None:
+                reason, tick = f"no contract for topic {topic!r}", False
+            elif value is None:
+                reason, tick = "empty record (null value)", False
+            else:
+                reason, tick = check_payload(TOPIC_CONTRACTS[key], bytes(value), _utc(received_at))
+            reasons.append(reason)
+            ticks.append(tick)
+        return pd.DataFrame({"violation": pd.Series(reasons, dtype=object), "tick": pd.Series(ticks, dtype=bool)})
+
+    return verdict
+
+
 def valid_events(checked: DataFrame, settings: Settings, contract_key: str, with_ticks: bool = False) -> DataFrame:
-    """The valid events of one topic, in the contract's columns plus Kafka coordinates, read from
-    the document parsed by ``checked_records`` (no second parse).
+    """The valid events of one topic, in the contract's columns plus Kafka coordinates (read from
+    the document the native check parsed, or parsed from the JSON).
 
     ``with_ticks``: the topic's ClockTicks too, as rows with ``tick`` true and only ``event_time``
     set, for a query whose watermark they should move."""
     topic = getattr(settings.kafka, contract_key).name
     valid = F.col("violation").isNull() & (F.lit(True) if with_ticks else ~F.col("tick"))
     columns = [*KAFKA_COLUMNS, "tick"] if with_ticks else KAFKA_COLUMNS
-    return checked.where((F.col("kafka_topic") == topic) & valid).select(
-        F.expr(native_check(TOPIC_CONTRACTS[contract_key]).event).alias("event"), *columns
-    ).select("event.*", *columns)
+    if "document" in checked.columns:  # checked natively: parsed already
+        event = F.expr(native_check(TOPIC_CONTRACTS[contract_key]).event)
+    else:
+        event = F.from_json(F.col("value").cast("string"), spark_schema(TOPIC_CONTRACTS[contract_key]))
+    return checked.where((F.col("kafka_topic") == topic) & valid).select(event.alias("event"), *columns).select(
+        "event.*", *columns)
 
 
 def explain_rejection(settings: Settings, topic: str, payload: bytes | None, received_at: datetime | None,
