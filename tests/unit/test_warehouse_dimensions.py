@@ -19,7 +19,7 @@ SEGMENTS = st.sampled_from(["Champions", "At Risk", "Lost", None])
 # days (offsets after FIRST, each once, in any order: backfills included) and the customers observed
 DAYS = st.dictionaries(st.integers(0, 9), st.dictionaries(st.sampled_from(["U1", "U2", "U3"]), SEGMENTS, min_size=1),
                        min_size=1, max_size=4).flatmap(lambda days: st.permutations(sorted(days.items())))
-PROPERTY = hypothesis_settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = hypothesis_settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def apply_days(spark, days, history=None, latest=None):
