@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import websockets
 
+from globalmart.streaming.control import poll_until
+
 VIEWPORT = (1400, 1000)
 MAX_PNG_BYTES = 300_000
 
@@ -36,15 +38,13 @@ def free_port() -> int:
 
 
 def wait_http(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
+            return httpx.get(url, timeout=1).status_code < 500
         except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer within {seconds:.0f} s")
+            return False
+
+    poll_until(f"{url} to answer", answers, seconds, every=0.25)
 
 
 @contextmanager

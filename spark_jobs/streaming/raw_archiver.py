@@ -69,11 +69,14 @@ def generator_rejects(records: DataFrame) -> DataFrame:
 
 
 def dead_letter_writer(settings: Settings):
-    """The dead-letter query's batch handler: the records this app rejected get pydantic's reason
-    (computed here, for the rejected rows only), the generator's rejects keep theirs."""
+    """The dead-letter query's batch handler. Under the native check the records this app rejected
+    get pydantic's reason here, for the rejected rows only (the pandas UDF gave it already); the
+    generator's rejects keep theirs."""
 
     def write(batch: DataFrame, _context: BatchContext):
         dead = batch.toArrow()
+        if not settings.streaming.native_contract_check:
+            return lambda cur: write_dead_letters(cur, dead)
         reasons = [
             explain_rejection(settings, topic, payload, received_at, reason) if stage == APP else reason
             for topic, payload, received_at, stage, reason in rows_of(

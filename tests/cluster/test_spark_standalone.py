@@ -18,6 +18,7 @@ import pytest
 
 from globalmart.platform.airflow_env import connections
 from globalmart.spark import PACKAGE_ALIAS, application, submit_environment, submit_options
+from globalmart.streaming.control import poll_until
 
 pytestmark = pytest.mark.cluster
 
@@ -34,12 +35,16 @@ def start_daemon(command: list[str], log: Path, ready: str, env: dict[str, str])
     """Starts a Spark daemon in its own process group and waits for its log to say it is ready."""
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT
-    while ready not in log.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_daemon(process)
-            pytest.fail(f"{command[1]} did not start:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.2)
+    def started() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited {process.returncode}")
+        return ready in log.read_text(errors="replace")
+
+    try:
+        poll_until(f"{command[1]} to start", started, START_TIMEOUT, every=0.2)
+    except (RuntimeError, TimeoutError) as exc:
+        stop_daemon(process)
+        pytest.fail(f"{command[1]} did not start ({exc}):\n{log.read_text(errors='replace')[-3000:]}")
     return process
 
 

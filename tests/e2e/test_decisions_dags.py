@@ -12,7 +12,6 @@ approves are for those made-up products only.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -26,6 +25,7 @@ from globalmart.decisions.restock import restock_event_id
 from globalmart.decisions.service import open_for_alerts
 from globalmart.decisions.store import DecisionStore
 from globalmart.platform.supervisor import Supervisor
+from globalmart.streaming.control import poll_until
 from tests.e2e.test_alerts_dag import publish, stock_alert, wait_for_emails
 from tests.kafka_helpers import read_all
 from tests.mail_helpers import inbox_of
@@ -55,21 +55,19 @@ class Api:
                                  json={"chosen_options": options, "params_input": params or {}})
 
     def wait_task_state(self, dag_id: str, run_id: str, states: set[str], seconds: float = RUN_WAIT_SECONDS) -> str:
-        deadline = time.monotonic() + seconds
-        while True:
+        def state_reached():
             response = self.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{DECIDE_TASK}")
             state = response.json().get("state") if response.status_code == 200 else None
-            if state in states:
-                return state
-            assert time.monotonic() < deadline, f"{dag_id}/{run_id}: decide is {state}, not in {states} after {seconds} s"
-            time.sleep(1)
+            return state if state in states else None
+
+        return poll_until(f"{dag_id}/{run_id}: decide in {states}", state_reached, seconds)
 
     def wait_run(self, dag_id: str, run_id: str, seconds: float = RUN_WAIT_SECONDS) -> str:
-        deadline = time.monotonic() + seconds
-        while (state := self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]) not in ("success", "failed"):
-            assert time.monotonic() < deadline, f"{dag_id}/{run_id} still {state} after {seconds} s"
-            time.sleep(1)
-        return state
+        def ended():
+            state = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            return state if state in ("success", "failed") else None
+
+        return poll_until(f"{dag_id}/{run_id} to end", ended, seconds)
 
     def runs_about(self, dag_id: str, marker: str) -> list[str]:
         runs = self.get(f"/dags/{dag_id}/dagRuns", limit=100, order_by="-run_after")["dag_runs"]
@@ -81,10 +79,11 @@ def api(platform):
     """The alerts and decision DAGs, parsed by the running Airflow and not paused."""
     client = Api(platform)
     for dag_id in ("alerts", platform.decisions.restock_dag_id, platform.decisions.fraud_dag_id):
-        deadline = time.monotonic() + 120
-        while (response := client.client.get(f"/api/v2/dags/{dag_id}")).status_code == 404:
-            assert time.monotonic() < deadline, f"the DAG processor has not registered {dag_id}"
-            time.sleep(2)
+        def registered(dag_id=dag_id):
+            response = client.client.get(f"/api/v2/dags/{dag_id}")
+            return response if response.status_code != 404 else None
+
+        response = poll_until(f"the DAG processor to register {dag_id}", registered, 120, every=2)
         if response.json()["is_paused"]:
             client.client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
     return client
@@ -100,11 +99,11 @@ def decisions_about(settings, marker: str) -> list[dict]:
 
 
 def wait_decisions(settings, marker: str, expected: int, seconds: float = DECISION_WAIT_SECONDS) -> list[dict]:
-    deadline = time.monotonic() + seconds
-    while len(found := decisions_about(settings, marker)) < expected:
-        assert time.monotonic() < deadline, f"{len(found)} of {expected} decisions about {marker} within {seconds} s"
-        time.sleep(1)
-    return found
+    def found():
+        rows = decisions_about(settings, marker)
+        return rows if len(rows) >= expected else None
+
+    return poll_until(f"{expected} decisions about {marker}", found, seconds)
 
 
 def now_alert(alert: dict) -> dict:
@@ -162,10 +161,11 @@ def test_no_second_decision_while_one_is_open_then_throttled(api):
     # two more critical alerts about the product (it went back up and down again) while it is open
     publish(settings, [now_alert(stock_alert(product, 2, state="critical", stock=3)),
                        now_alert(stock_alert(product, 3, state="critical", stock=1))])
-    deadline = time.monotonic() + DECISION_WAIT_SECONDS
-    while len((found := decisions_about(settings, product))[0]["joined_alert_ids"]) < 2:
-        assert time.monotonic() < deadline, found
-        time.sleep(1)
+    def joined():
+        rows = decisions_about(settings, product)
+        return rows if len(rows[0]["joined_alert_ids"]) >= 2 else None
+
+    found = poll_until("the two alerts joined to the open decision", joined, DECISION_WAIT_SECONDS)
     assert len(found) == 1
     assert sorted(found[0]["joined_alert_ids"]) == [f"stock:{product}:critical:2", f"stock:{product}:critical:3"]
     assert api.runs_about(dag_id, product) == [first["decision_id"]]
@@ -174,10 +174,8 @@ def test_no_second_decision_while_one_is_open_then_throttled(api):
     assert api.answer(dag_id, first["decision_id"], ["Ignore"], {"quantity": 10}).status_code == 200
     assert api.wait_run(dag_id, first["decision_id"]) == "success"
     publish(settings, [now_alert(stock_alert(product, 4, state="critical", stock=0))])
-    deadline = time.monotonic() + DECISION_WAIT_SECONDS
-    while not _handled(settings, f"stock:{product}:critical:4"):
-        assert time.monotonic() < deadline, "the alerts DAG did not handle the fourth alert"
-        time.sleep(1)
+    poll_until("the alerts DAG to handle the fourth alert", lambda: _handled(settings, f"stock:{product}:critical:4"),
+               DECISION_WAIT_SECONDS)
     (only,) = decisions_about(settings, product)
     assert (only["status"], only["outcome"], only["quantity"]) == ("closed", "ignore", None)
     assert api.runs_about(dag_id, product) == [first["decision_id"]]
@@ -248,7 +246,9 @@ def test_an_open_decision_survives_an_airflow_restart(api):
 
     # nothing in memory holds the open decision: the task's process has ended, it waits in the database
     ti = api.get(f"/dags/{dag_id}/dagRuns/{link.decision_id}/taskInstances/{DECIDE_TASK}")
-    assert ti["pid"] is None or not _alive(ti["pid"])
+    # (the state says "awaiting input" a moment before the deferring process has exited)
+    poll_until("the deferred task's process to exit", lambda: ti["pid"] is None or not _alive(ti["pid"]), 60)
+    assert api.wait_task_state(dag_id, link.decision_id, {"awaiting_input"}) == "awaiting_input"
 
     # restart Airflow: API server, triggerer, DAG processor, and the scheduler too unless another
     # task is running (the platform is shared; the scheduler's LocalExecutor runs everyone's tasks)
@@ -262,14 +262,13 @@ def test_an_open_decision_survives_an_airflow_restart(api):
     assert all(supervisor.state(name) == "STOPPED" for name in restarted)
     for name in restarted:
         supervisor.start(name)
-    deadline = time.monotonic() + 180
-    while True:  # the API answers again (a new login: the old token may not survive)
+    def logged_in():  # the API answers again (a new login: the old token may not survive)
         try:
-            fresh = Api(settings)
-            break
+            return Api(settings)
         except httpx.HTTPError:
-            assert time.monotonic() < deadline, "Airflow's API did not come back"
-            time.sleep(2)
+            return None
+
+    fresh = poll_until("Airflow's API to come back", logged_in, 180, every=2)
     assert fresh.wait_task_state(dag_id, link.decision_id, {"awaiting_input"}) == "awaiting_input"
     assert fresh.answer(dag_id, link.decision_id, ["Mark legitimate"]).status_code == 200
     assert fresh.wait_run(dag_id, link.decision_id, seconds=180) == "success"
@@ -294,15 +293,15 @@ def test_an_answer_given_the_moment_the_form_appears_is_not_lost(api):
     assert len(links) == 3 and start_runs(settings)["failed"] == 0
     dag_id = settings.decisions.restock_dag_id
     pending = {link.decision_id: 20 + n for n, link in enumerate(links.values())}
-    deadline = time.monotonic() + RUN_WAIT_SECONDS
-    while pending:  # answer each the moment its form is there (polling every 0.1 s)
+    def answer_the_waiting() -> bool:  # each the moment its form is there (polling every 0.1 s)
         for run_id, quantity in list(pending.items()):
             ti = api.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{DECIDE_TASK}").json()
             if ti.get("state") == "awaiting_input":
                 assert api.answer(dag_id, run_id, ["Reorder"], {"quantity": quantity}).status_code == 200
                 del pending[run_id]
-        assert time.monotonic() < deadline, f"never waiting: {pending}"
-        time.sleep(0.1)
+        return not pending
+
+    poll_until(f"every form waiting and answered ({len(pending)} left)", answer_the_waiting, RUN_WAIT_SECONDS, every=0.1)
     tries = {}
     for n, link in enumerate(links.values()):
         assert api.wait_run(dag_id, link.decision_id, seconds=RUN_WAIT_SECONDS) == "success"
